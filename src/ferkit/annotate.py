@@ -1,0 +1,195 @@
+"""Annotated output for ``ferkit analyze --annotate DIR``: face boxes, the top emotion and probability bars.
+
+Photos are written as ``DIR/<name>.jpg``, videos as ``DIR/<name>.mp4`` (H.264 through PyAV, the analysed frames
+at the analysed frame rate).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from ferkit.errors import OutputError
+from ferkit.results import FaceTable
+
+__all__ = ["VideoAnnotator", "annotate_image", "draw_faces", "output_path"]
+
+#: BGR colour per emotion (others: grey).
+COLOURS: dict[str, tuple[int, int, int]] = {
+    "angry": (40, 40, 220), "disgust": (40, 140, 60), "fear": (160, 60, 160), "happy": (0, 200, 255),
+    "sad": (200, 120, 40), "surprise": (0, 140, 255), "neutral": (190, 190, 190), "contempt": (120, 80, 140),
+}
+_FONT = cv2.FONT_HERSHEY_SIMPLEX
+
+
+def output_path(folder: str | os.PathLike[str], source: str, ext: str) -> Path:
+    """``folder/<stem of source><ext>`` (``<array 3>`` -> ``array_3``)."""
+    stem = Path(source).stem if not source.startswith("<") else source.strip("<>").replace(" ", "_")
+    return Path(folder) / f"{stem or 'image'}{ext}"
+
+
+def draw_faces(image: np.ndarray, boxes: np.ndarray, probs: np.ndarray, classes: Sequence[str],
+               landmarks: np.ndarray | None = None, bars: bool = True) -> np.ndarray:
+    """Copy of a BGR image with, per face: its box, ``emotion NN%`` and one bar per class probability.
+
+    Bar panels go beside the box (right, left, below or above), where they cover no other face if possible.
+    """
+    out = image.copy()
+    h, w = out.shape[:2]
+    t = max(1, round(max(h, w) / 500))
+    xyxy = [(float(b[0]), float(b[1]), float(b[0] + b[2]), float(b[1] + b[3])) for b in boxes]
+    taken: list[tuple[float, float, float, float]] = list(xyxy)
+    for i in range(len(boxes)):
+        x1, y1, x2, y2 = xyxy[i]
+        p = probs[i]
+        top = int(np.argmax(p))
+        colour = COLOURS.get(classes[top], (200, 200, 200))
+        p1, p2 = (round(x1), round(y1)), (round(x2), round(y2))
+        if landmarks is not None and not np.isnan(landmarks[i, 0, 0]):
+            ij = np.round(landmarks[i] - 0.5).astype(np.int64)
+            ok = (ij[:, 0] >= 0) & (ij[:, 0] < w) & (ij[:, 1] >= 0) & (ij[:, 1] < h)
+            out[ij[ok, 1], ij[ok, 0]] = (255, 255, 255)
+        cv2.rectangle(out, p1, p2, colour, t + 1, cv2.LINE_AA)
+        scale = float(np.clip((x2 - x1) / 250, 0.35, 1.0)) * max(1.0, max(h, w) / 1600)
+        label = f"{classes[top]} {100 * p[top]:.0f}%"
+        (tw, th), base = cv2.getTextSize(label, _FONT, scale, max(1, t))
+        ty = p1[1] - 4 if p1[1] - th - base - 4 >= 0 else min(h - base, p2[1] + th + 4)
+        lx = int(np.clip(p1[0], 0, max(0, w - tw - 4)))
+        cv2.rectangle(out, (lx, ty - th - base), (lx + tw + 4, ty + base), colour, -1)
+        cv2.putText(out, label, (lx + 2, ty), _FONT, scale, (0, 0, 0), max(1, t), cv2.LINE_AA)
+        taken.append((lx, ty - th - base, lx + tw + 4, ty + base))
+        if bars:
+            panel = _bars(out, p, classes, xyxy[i], scale * 0.6, taken, i)
+            taken.append(panel)
+    return out
+
+
+def _overlap(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    iw = min(a[2], b[2]) - max(a[0], b[0])
+    ih = min(a[3], b[3]) - max(a[1], b[1])
+    return max(iw, 0.0) * max(ih, 0.0)
+
+
+def _bars(out: np.ndarray, p: np.ndarray, classes: Sequence[str], box: tuple[float, float, float, float],
+          scale: float, taken: list[tuple[float, float, float, float]], own: int) -> tuple[float, float, float, float]:
+    """Draw a panel of probability bars beside ``box``; returns the panel's x1, y1, x2, y2."""
+    h, w = out.shape[:2]
+    scale = max(scale, 0.3)
+    (cw, ch), base = cv2.getTextSize("surprise", _FONT, scale, 1)
+    if (ch + base + 3) * len(classes) > 0.45 * h and scale > 0.3:  # at most about half the image height
+        scale = max(0.3, scale * 0.45 * h / ((ch + base + 3) * len(classes)))
+        (cw, ch), base = cv2.getTextSize("surprise", _FONT, scale, 1)
+    row = ch + base + 3
+    bar_w = max(30, int(1.6 * cw))
+    pw, ph = cw + bar_w + 10, row * len(classes) + 4
+    x1, y1, x2, y2 = box
+    cands = [(x2 + 4, y1), (x1 - 4 - pw, y1), (x1, y2 + 4), (x1, y1 - 4 - ph), (x2 - pw - 2, y2 - ph - 2)]
+    best, best_cost = None, float("inf")
+    for k, (cx, cy) in enumerate(cands):
+        cx = float(np.clip(cx, 0, max(0, w - pw)))
+        cy = float(np.clip(cy, 0, max(0, h - ph)))
+        rect = (cx, cy, cx + pw, cy + ph)
+        cost = sum(_overlap(rect, o) for j, o in enumerate(taken) if j != own) + 0.3 * _overlap(rect, box) + k
+        if cost < best_cost:
+            best, best_cost = rect, cost
+    assert best is not None
+    x0, y0 = int(best[0]), int(best[1])
+    roi = out[y0:y0 + ph, x0:x0 + pw]
+    roi[...] = (roi * 0.45).astype(np.uint8)  # darkened background, still see-through
+    for k, c in enumerate(classes):
+        yb = y0 + 2 + k * row
+        cv2.putText(out, c, (x0 + 3, yb + ch), _FONT, scale, (255, 255, 255), 1, cv2.LINE_AA)
+        bx = x0 + cw + 6
+        cv2.rectangle(out, (bx, yb + 1), (bx + int(bar_w * float(p[k])), yb + ch + base - 1),
+                      COLOURS.get(c, (200, 200, 200)), -1)
+    return best
+
+
+def _table_rows(table: FaceTable, start: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    sl = slice(start, start + n)
+    lm = table.landmarks[sl] if table.landmarks is not None else None
+    return table.boxes[sl], table.probs[sl], lm
+
+
+def annotate_image(image: np.ndarray, table: FaceTable, classes: Sequence[str], path: str | os.PathLike[str]) -> Path:
+    """Write ``image`` with the faces of ``table`` drawn on it to ``path``; returns the path."""
+    boxes, probs, lm = _table_rows(table, 0, len(table))
+    out = draw_faces(image, boxes, probs, classes, lm)
+    p = Path(path)
+    ok = cv2.imwrite(str(p), out, [cv2.IMWRITE_JPEG_QUALITY, 92])
+    if not ok:
+        raise OutputError(f"cannot write annotated image {p}")
+    return p
+
+
+class VideoAnnotator:
+    """Writes annotated frames to an H.264 MP4 (opened on the first frame)."""
+
+    def __init__(self, path: str | os.PathLike[str], fps: float, classes: Sequence[str]) -> None:
+        self.path = Path(path)
+        self.fps = float(fps) if fps and fps > 0 else 25.0
+        self.classes = tuple(classes)
+        self._container: Any = None
+        self._stream: Any = None
+        self.frames = 0
+
+    def _open(self, w: int, h: int) -> None:
+        from fractions import Fraction
+
+        import av
+
+        try:
+            self._container = av.open(str(self.path), "w")
+        except Exception as exc:  # noqa: BLE001 - av.FFmpegError, OSError
+            raise OutputError(f"cannot write annotated video {self.path}: {exc}") from None
+        rate = Fraction(self.fps).limit_denominator(1001)
+        s = self._container.add_stream("libx264" if "libx264" in av.codecs_available else "mpeg4", rate=rate)
+        s.width, s.height = w - (w & 1), h - (h & 1)
+        s.pix_fmt = "yuv420p"
+        s.options = {"crf": "23", "preset": "veryfast"}
+        self._stream = s
+
+    def write(self, image: np.ndarray, boxes: np.ndarray, probs: np.ndarray,
+              landmarks: np.ndarray | None = None) -> None:
+        """Draw and encode one frame."""
+        import av
+
+        if self._container is None:
+            self._open(image.shape[1], image.shape[0])
+        s = self._stream
+        img = draw_faces(image, boxes, probs, self.classes, landmarks)[: s.height, : s.width]
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="bgr24")
+        for packet in s.encode(frame):
+            self._container.mux(packet)
+        self.frames += 1
+
+    def write_batch(self, table: FaceTable, faces: Sequence[Any]) -> None:
+        """Frames of a batch (objects with ``.image`` and ``.boxes``) with their rows in ``table`` (same order)."""
+        j = 0
+        for f in faces:
+            n = len(f.boxes)
+            boxes, probs, lm = _table_rows(table, j, n)
+            j += n
+            if f.image is not None:
+                self.write(f.image, boxes, probs, lm)
+
+    def close(self) -> None:
+        if self._container is None:
+            return
+        try:
+            for packet in self._stream.encode():
+                self._container.mux(packet)
+        finally:
+            self._container.close()
+            self._container = None
+
+    def __enter__(self) -> VideoAnnotator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

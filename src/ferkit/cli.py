@@ -1,0 +1,232 @@
+"""The ``ferkit`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from .errors import FerkitError
+
+
+def _load_config_file(path: str) -> dict[str, Any]:
+    p = Path(path)
+    text = p.read_text()
+    if p.suffix in (".yaml", ".yml"):
+        import yaml
+
+        return yaml.safe_load(text) or {}
+    if p.suffix == ".toml":
+        import tomllib
+
+        return tomllib.loads(text)
+    return json.loads(text)
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train an expression model (needs the [train] extra)",
+                       description="Train a model. Flags override the --config file; see TrainConfig for all keys.")
+    p.add_argument("--config", help="JSON / YAML / TOML file of TrainConfig keys")
+    p.add_argument("--out", "-o", required=True, help="run directory (resumed if it holds last.pt)")
+    p.add_argument("--model", help="registered architecture (see `ferkit models --registered`)")
+    p.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="architecture argument, e.g. input_size=96 (repeatable)")
+    p.add_argument("--data", help="ferplus | fer2013 | npz folder | fer2013.csv | path,label CSV | image folder")
+    p.add_argument("--data-dir", help="folder of the FER2013 .npz files (default: ../shared/data/fer2013)")
+    p.add_argument("--scheme", choices=["mv", "ml", "pld", "cel"], help="FER+ label scheme")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--optimizer", choices=["adamw", "sgd"])
+    p.add_argument("--lr", type=float)
+    p.add_argument("--weight-decay", type=float)
+    p.add_argument("--schedule", choices=["cosine", "step", "constant"])
+    p.add_argument("--head-epochs", type=int, help="epochs training only the classifier head first")
+    p.add_argument("--ema", type=float, help="EMA decay of weights (0 = off)")
+    p.add_argument("--patience", type=int, help="early-stopping patience in epochs")
+    p.add_argument("--balance", choices=["none", "undersample", "oversample"])
+    p.add_argument("--class-weight-power", type=float, help="> 0: class-weighted loss")
+    p.add_argument("--minority-aug", action="store_true", default=None, help="extra augmentation for minority classes")
+    p.add_argument("--label-smoothing", type=float)
+    p.add_argument("--channels", type=int, choices=[1, 3], help="1 = grey, 3 = RGB")
+    p.add_argument("--crop", type=float, help="close crop: keep this central fraction of the face")
+    p.add_argument("--mixup", type=float)
+    p.add_argument("--folds", type=int, help="stratified k-fold CV on the training split")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", help="auto | cpu | cuda")
+    p.add_argument("--deadline-min", type=float, help="fit the epoch count into this many minutes")
+    p.add_argument("--max-train", type=int, help="use only the first N training images (smoke tests)")
+    p.add_argument("--max-eval", type=int)
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--quiet", action="store_true")
+
+
+def _parse_value(v: str) -> Any:
+    try:
+        return json.loads(v)
+    except json.JSONDecodeError:
+        return v
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .training.trainer import TrainConfig, train
+
+    d: dict[str, Any] = _load_config_file(args.config) if args.config else {}
+    flat = {
+        "model": args.model, "data": args.data, "data_dir": args.data_dir, "scheme": args.scheme,
+        "epochs": args.epochs, "batch_size": args.batch_size, "optimizer": args.optimizer, "lr": args.lr,
+        "weight_decay": args.weight_decay, "schedule": args.schedule, "head_epochs": args.head_epochs,
+        "ema": args.ema, "patience": args.patience, "balance": args.balance,
+        "class_weight_power": args.class_weight_power, "minority_aug": args.minority_aug,
+        "label_smoothing": args.label_smoothing, "channels": args.channels, "mixup": args.mixup,
+        "folds": args.folds, "seed": args.seed, "device": args.device, "deadline_min": args.deadline_min,
+        "max_train": args.max_train, "max_eval": args.max_eval, "workers_threads": args.threads,
+    }
+    d.update({k: v for k, v in flat.items() if v is not None})
+    if args.model_arg:
+        mk = dict(d.get("model_kwargs", {}))
+        for kv in args.model_arg:
+            k, _, v = kv.partition("=")
+            mk[k] = _parse_value(v)
+        d["model_kwargs"] = mk
+    if args.crop is not None:
+        aug = dict(d.get("augment", {}))
+        aug["crop"] = args.crop
+        d["augment"] = aug
+    cfg = TrainConfig.from_dict(d)
+    metrics = train(cfg, args.out, quiet=args.quiet)
+    summary = {k: metrics[k] for k in ("accuracy_mean", "accuracy_std") if k in metrics}
+    if "val" in metrics:
+        summary = {"val_accuracy": metrics["val"]["accuracy"], "val_macro_f1": metrics["val"]["macro_f1"],
+                   "best_epoch": metrics["best_epoch"]}
+    print(json.dumps({"run": str(args.out), **summary}))
+    return 0
+
+
+def _add_eval(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="evaluate a model on a dataset split")
+    p.add_argument("--model", default="default", help="shipped model name or path to a .onnx file")
+    p.add_argument("--data", default="ferplus", help="ferplus | fer2013 | npz folder | CSV | image folder")
+    p.add_argument("--data-dir", help="folder of the FER2013 .npz files")
+    p.add_argument("--split", default="test", help="train | val | test")
+    p.add_argument("--flip", action="store_true", help="horizontal-flip test-time augmentation")
+    p.add_argument("--json", action="store_true", help="JSON on stdout instead of a markdown table")
+    p.add_argument("--confusion", metavar="PNG", help="write the confusion matrix plot here")
+    p.set_defaults(func=cmd_eval)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .evaluation.evaluate import evaluate_model, markdown_table, plot_confusion
+    from .inference import ExpressionModel
+
+    model = ExpressionModel.load(args.model, threads=2)
+    rep = evaluate_model(model, args.data, args.split, args.data_dir, flip=args.flip)
+    rep["model"] = str(args.model)
+    if args.confusion:
+        plot_confusion(rep, args.confusion, f"{args.model} on {args.data} {args.split}: accuracy {rep['accuracy']:.3f}")
+    print(json.dumps(rep, indent=1) if args.json else markdown_table(rep))
+    return 0
+
+
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="export trained run(s) to ONNX + model card (needs [train])",
+                       description="One run exports as is; several runs export as an ensemble weighted per class "
+                                   "by each member's validation accuracy.")
+    p.add_argument("runs", nargs="+", metavar="RUN[:CHECKPOINT]", help="run directories (best.pt by default)")
+    p.add_argument("--name", required=True, help="model name (file stem)")
+    p.add_argument("--out-dir", default="weights", help="where NAME.onnx and NAME.json go")
+    p.add_argument("--data", default="ferplus", help="dataset for calibration and the card's metrics")
+    p.add_argument("--data-dir")
+    p.add_argument("--no-test", action="store_true", help="do not evaluate the test split")
+    p.add_argument("--notes", default="")
+    p.set_defaults(func=cmd_export)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .training.export import export_runs
+
+    members = []
+    for spec in args.runs:
+        run, _, ck = spec.partition(":")
+        members.append((run, ck or None))
+    command = "ferkit " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("ferkit") else ""
+    card = export_runs(members, args.name, args.out_dir, args.data, args.data_dir, not args.no_test,
+                       command=command, notes=args.notes)
+    m = card["metrics"]
+    out = {"onnx": str(Path(args.out_dir) / f"{args.name}.onnx"), "val_accuracy": m["val"]["accuracy"],
+           "temperature": card["temperature"], "onnx_torch_max_abs_diff": card["onnx_torch_max_abs_diff"]}
+    if "test" in m:
+        out["test_accuracy"] = m["test"]["accuracy"]
+    print(json.dumps(out))
+    return 0
+
+
+def _add_models(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("models", help="list shipped models (with metrics) and registered architectures")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_models)
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from .inference import list_shipped
+
+    shipped = []
+    for card in list_shipped():
+        m = card.get("metrics", {})
+        shipped.append({
+            "name": card["name"], "classes": len(card["classes"]), "kind": card.get("kind", ""),
+            "val_accuracy": m.get("val", {}).get("accuracy"), "test_accuracy": m.get("test", {}).get("accuracy"),
+            "data": card.get("data", {}).get("dataset"), "params": card.get("params"), "macs": card.get("macs"),
+        })
+    try:
+        from .models import list_models
+
+        registered = list_models()
+    except ImportError:
+        registered = []
+    if args.json:
+        print(json.dumps({"shipped": shipped, "registered": registered}, indent=1))
+        return 0
+    print("shipped models (ferkit/weights):")
+    print(f"  {'name':<12} {'data':<8} {'classes':>7} {'val acc':>8} {'test acc':>8} {'params':>10}")
+    for s in shipped:
+        fmt = lambda v: f"{v:.4f}" if isinstance(v, float) else "-"  # noqa: E731
+        print(f"  {s['name']:<12} {s['data'] or '-':<8} {s['classes']:>7} {fmt(s['val_accuracy']):>8} "
+              f"{fmt(s['test_accuracy']):>8} {s['params'] or '-':>10}")
+    print("registered architectures (ferkit[train]): " + (", ".join(registered) if registered else
+          "torch not installed"))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ferkit", description="Facial expression recognition toolkit.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    # Each command module exposes register(subparsers), which sets func=... on its parser.
+    import importlib
+
+    for mod in ("cli_analyze",):
+        try:
+            importlib.import_module(f".{mod}", __package__).register(sub)
+        except ModuleNotFoundError as e:
+            if e.name != f"{__package__}.{mod}":
+                raise
+    _add_train(sub)
+    sub.choices["train"].set_defaults(func=cmd_train)
+    _add_eval(sub)
+    _add_export(sub)
+    _add_models(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except FerkitError as e:
+        print(f"ferkit: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ferkit: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,132 @@
+"""Expression classifiers on onnxruntime: a shipped model = ``<name>.onnx`` + ``<name>.json`` (its card).
+
+The ONNX input is ``(N, C, S, S)`` float32 pixels / 255 (C = 1 grey or 3 BGR, S from the card); the output
+is logits (or log-probabilities for ensembles). Probabilities are ``softmax(output / temperature)``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from ..errors import ModelError
+
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+
+
+def _session(path: Path, threads: int = 1) -> Any:
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.log_severity_level = 3
+    try:
+        return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    except Exception as e:  # noqa: BLE001
+        raise ModelError(f"cannot load ONNX model {path}: {e}") from None
+
+
+def resolve_model(name_or_path: str | Path) -> tuple[Path, Path]:
+    """``default`` / ``fer2013`` (shipped) or a path to ``X.onnx`` / ``X.json`` -> (onnx, card)."""
+    p = Path(name_or_path)
+    if p.suffix in (".onnx", ".json") and p.exists():
+        return p.with_suffix(".onnx"), p.with_suffix(".json")
+    cand = WEIGHTS_DIR / f"{name_or_path}.onnx"
+    if cand.exists():
+        return cand, cand.with_suffix(".json")
+    shipped = sorted(f.stem for f in WEIGHTS_DIR.glob("*.onnx"))
+    raise ModelError(f"unknown model {str(name_or_path)!r}: shipped models are {shipped}, or give a path to a .onnx file")
+
+
+def list_shipped() -> list[dict[str, Any]]:
+    """Cards of the models shipped in ``ferkit/weights``."""
+    out = []
+    for f in sorted(WEIGHTS_DIR.glob("*.json")):
+        if f.with_suffix(".onnx").exists():
+            out.append(json.loads(f.read_text()))
+    return out
+
+
+@dataclass
+class ExpressionModel:
+    """A loaded classifier. ``predict`` takes face crops and returns calibrated probabilities."""
+
+    onnx_path: Path
+    card: dict[str, Any]
+    session: Any
+
+    @classmethod
+    def load(cls, name_or_path: str | Path = "default", threads: int = 1) -> ExpressionModel:
+        onnx_path, card_path = resolve_model(name_or_path)
+        if not card_path.exists():
+            raise ModelError(f"{onnx_path} has no model card {card_path.name} beside it")
+        try:
+            card = json.loads(card_path.read_text())
+        except json.JSONDecodeError as e:
+            raise ModelError(f"model card {card_path} is not valid JSON: {e}") from None
+        for key in ("classes", "input"):
+            if key not in card:
+                raise ModelError(f"model card {card_path} has no {key!r}")
+        return cls(onnx_path, card, _session(onnx_path, threads))
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return tuple(self.card["classes"])
+
+    @property
+    def input_size(self) -> int:
+        return int(self.card["input"]["size"])
+
+    @property
+    def channels(self) -> int:
+        return int(self.card["input"].get("channels", 1))
+
+    @property
+    def temperature(self) -> float:
+        return float(self.card.get("temperature", 1.0))
+
+    def prepare(self, faces: np.ndarray | list[np.ndarray]) -> np.ndarray:
+        """uint8 faces ``(n, h, w)`` grey or ``(n, h, w, 3)`` BGR, any size -> model input ``(n, c, s, s)``."""
+        s, c = self.input_size, self.channels
+        if isinstance(faces, np.ndarray) and faces.ndim in (3, 4) and faces.shape[1:3] == (s, s):
+            arr = faces
+            if arr.ndim == 4 and c == 1:
+                arr = np.stack([cv2.cvtColor(f, cv2.COLOR_BGR2GRAY) for f in arr])
+        else:
+            out = []
+            for f in faces:
+                f = np.asarray(f)
+                if f.ndim == 3 and c == 1:
+                    f = cv2.cvtColor(f, cv2.COLOR_BGR2GRAY)
+                elif f.ndim == 2 and c == 3:
+                    f = cv2.cvtColor(f, cv2.COLOR_GRAY2BGR)
+                if f.shape[:2] != (s, s):
+                    f = cv2.resize(f, (s, s), interpolation=cv2.INTER_AREA)
+                out.append(f)
+            arr = np.stack(out) if out else np.zeros((0, s, s) if c == 1 else (0, s, s, 3), np.uint8)
+        x = arr.astype(np.float32) * (1.0 / 255.0)
+        return x[:, None] if x.ndim == 3 else np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+
+    def logits(self, x: np.ndarray, flip: bool = False) -> np.ndarray:
+        """Raw model output for a prepared batch (optionally averaged with the mirrored faces)."""
+        if len(x) == 0:
+            return np.zeros((0, len(self.classes)), np.float32)
+        name = self.session.get_inputs()[0].name
+        z = self.session.run(None, {name: x})[0]
+        if flip:
+            z = (z + self.session.run(None, {name: np.ascontiguousarray(x[..., ::-1])})[0]) / 2
+        return z
+
+    def predict(self, faces: np.ndarray | list[np.ndarray], flip: bool = False) -> np.ndarray:
+        """Calibrated class probabilities ``(n, n_classes)`` float32."""
+        z = self.logits(self.prepare(faces), flip=flip).astype(np.float64) / self.temperature
+        z -= z.max(1, keepdims=True)
+        e = np.exp(z)
+        return (e / e.sum(1, keepdims=True)).astype(np.float32)

@@ -1,0 +1,7 @@
+"""Torch architectures (the ``[train]`` extra) and their registry."""
+
+from . import cnn, efficientnet  # noqa: F401  (registers the models)
+from .base import FERNet
+from .registry import create_model, list_models, register_model
+
+__all__ = ["FERNet", "create_model", "list_models", "register_model"]

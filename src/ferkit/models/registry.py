@@ -1,0 +1,31 @@
+"""Model registry in the style of timm: ``@register_model``, ``create_model``, ``list_models``."""
+
+from __future__ import annotations
+
+import fnmatch
+from typing import Any, Callable
+
+_MODELS: dict[str, Callable[..., Any]] = {}
+
+
+def register_model(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Register a model factory under its function name."""
+    name = fn.__name__
+    if name in _MODELS:
+        raise ValueError(f"model {name!r} is already registered")
+    _MODELS[name] = fn
+    return fn
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Names of the registered architectures matching a shell-style pattern."""
+    return sorted(n for n in _MODELS if fnmatch.fnmatch(n, pattern))
+
+
+def create_model(name: str, **kwargs: Any) -> Any:
+    """Build a registered architecture. Unknown names raise a ``KeyError`` naming the known ones."""
+    try:
+        factory = _MODELS[name]
+    except KeyError:
+        raise KeyError(f"unknown model {name!r}; registered: {', '.join(list_models())}") from None
+    return factory(**kwargs)

@@ -1,0 +1,82 @@
+"""Batch augmentation on tensors (runs on the GPU when training there): flips, random affine
+(rotation, scale, translation = random crop), brightness/contrast, random erasing, Gaussian noise."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass
+class AugmentConfig:
+    flip: float = 0.5
+    rotate: float = 15.0  # degrees
+    scale: tuple[float, float] = (0.85, 1.15)
+    translate: float = 0.1  # fraction of the side
+    brightness: float = 0.25
+    contrast: float = 0.25
+    erase: float = 0.4  # probability of one random erasing block
+    erase_area: tuple[float, float] = (0.02, 0.15)
+    noise: float = 0.0  # std of Gaussian noise on [0, 1] pixels
+    crop: float = 1.0  # < 1: close crop, keep the central fraction (applied at train and test time)
+
+
+def close_crop(x: torch.Tensor, crop: float) -> torch.Tensor:
+    """Central crop of ``crop`` of the side, resized back to the input size (the seeds' 'cropped' variant)."""
+    if crop >= 1.0:
+        return x
+    h, w = x.shape[-2:]
+    ch, cw = max(1, round(h * crop)), max(1, round(w * crop))
+    y0, x0 = (h - ch) // 2, (w - cw) // 2
+    return F.interpolate(x[..., y0:y0 + ch, x0:x0 + cw], size=(h, w), mode="bilinear", align_corners=False)
+
+
+def augment(x: torch.Tensor, cfg: AugmentConfig, strong: torch.Tensor | None = None,
+            generator: torch.Generator | None = None) -> torch.Tensor:
+    """Augment a float batch ``(B, C, H, W)`` in [0, 1]. ``strong`` (bool ``(B,)``) marks samples that get
+    extra augmentation (minority classes): doubled rotation and Gaussian noise."""
+    b, dev = x.shape[0], x.device
+
+    def rand(*shape: int) -> torch.Tensor:
+        return torch.rand(*shape, device=dev, generator=generator)
+
+    x = close_crop(x, cfg.crop)
+    rot = (rand(b) * 2 - 1) * math.radians(cfg.rotate)
+    if strong is not None:
+        rot = torch.where(strong, rot * 2, rot)
+    scale = cfg.scale[0] + rand(b) * (cfg.scale[1] - cfg.scale[0])
+    flip = torch.where(rand(b) < cfg.flip, -1.0, 1.0)
+    tx, ty = (rand(b) * 2 - 1) * cfg.translate * 2, (rand(b) * 2 - 1) * cfg.translate * 2
+    cos, sin = torch.cos(rot) / scale, torch.sin(rot) / scale
+    theta = torch.stack([torch.stack([cos * flip, -sin, tx], 1), torch.stack([sin * flip, cos, ty], 1)], 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    if cfg.brightness or cfg.contrast:
+        mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        c = 1 + (rand(b, 1, 1, 1) * 2 - 1) * cfg.contrast
+        br = (rand(b, 1, 1, 1) * 2 - 1) * cfg.brightness
+        x = (x - mean) * c + mean + br
+    noise_std = torch.full((b, 1, 1, 1), cfg.noise, device=dev)
+    if strong is not None:
+        noise_std = torch.where(strong[:, None, None, None], noise_std.clamp_min(0.03), noise_std)
+    if (noise_std > 0).any():
+        x = x + torch.randn(x.shape, device=dev, generator=generator) * noise_std
+    if cfg.erase > 0:
+        h, w = x.shape[-2:]
+        area = cfg.erase_area[0] + rand(b) * (cfg.erase_area[1] - cfg.erase_area[0])
+        aspect = torch.exp((rand(b) * 2 - 1) * math.log(3))
+        eh = (torch.sqrt(area * aspect) * h).clamp(1, h)
+        ew = (torch.sqrt(area / aspect) * w).clamp(1, w)
+        y0 = rand(b) * (h - eh)
+        x0 = rand(b) * (w - ew)
+        yy = torch.arange(h, device=dev)[None, :, None]
+        xx = torch.arange(w, device=dev)[None, None, :]
+        m = (yy >= y0[:, None, None]) & (yy < (y0 + eh)[:, None, None]) & (xx >= x0[:, None, None]) & (
+            xx < (x0 + ew)[:, None, None])
+        m = m & (rand(b) < cfg.erase)[:, None, None]
+        fill = rand(b, 1, 1, 1).expand_as(x)
+        x = torch.where(m[:, None], fill, x)
+    return x.clamp(0, 1)

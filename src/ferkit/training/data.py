@@ -1,0 +1,289 @@
+"""Datasets: FER2013/FER+ ``.npz`` files, the Kaggle ``fer2013.csv``, ``split/<class>/*.jpg`` folders
+and ``path,label`` CSV files. Everything loads into one in-memory :class:`FaceSet`.
+
+Targets are always a vote/probability matrix ``(n, n_classes)``: FER+ rows hold the crowd votes,
+single-label rows are one-hot. Label schemes (``schemes.py``) turn them into losses.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DatasetError
+from ..labels import FER2013_CLASSES, FERPLUS_CLASSES, votes_to_classes
+
+NPZ_FILES = {
+    "train": "fer2013_train.npz",
+    "val": "fer2013_val_public.npz",
+    "test": "fer2013_test_private.npz",
+}
+SPLIT_ALIASES = {
+    "train": "train", "training": "train",
+    "val": "val", "valid": "val", "validation": "val", "public": "val", "publictest": "val",
+    "test": "test", "private": "test", "privatetest": "test",
+}
+KAGGLE_USAGE = {"train": "Training", "val": "PublicTest", "test": "PrivateTest"}
+IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+
+NPZ_LAYOUT = (
+    "a folder holding fer2013_train.npz, fer2013_val_public.npz and fer2013_test_private.npz "
+    "(arrays: images N x 48 x 48 uint8, label N int8, ferplus_votes N x 10)"
+)
+
+
+@dataclass
+class FaceSet:
+    """Faces and their targets, all in memory.
+
+    Attributes:
+        images: ``(n, h, w)`` grey or ``(n, h, w, 3)`` BGR uint8.
+        targets: ``(n, n_classes)`` float32 votes or one-hot rows.
+        classes: class names in target column order.
+        labels: ``(n,)`` int64 evaluation label per image (plurality / given label; -1 = excluded from scoring).
+        source: where the data came from.
+        excluded: images dropped while loading, by reason.
+    """
+
+    images: np.ndarray
+    targets: np.ndarray
+    classes: tuple[str, ...]
+    labels: np.ndarray
+    source: str = ""
+    excluded: dict[str, int] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def subset(self, idx: np.ndarray) -> FaceSet:
+        return FaceSet(self.images[idx], self.targets[idx], self.classes, self.labels[idx], self.source,
+                       dict(self.excluded))
+
+    def class_counts(self) -> np.ndarray:
+        return np.bincount(self.labels[self.labels >= 0], minlength=len(self.classes))
+
+    def summary(self) -> str:
+        counts = ", ".join(f"{c} {n}" for c, n in zip(self.classes, self.class_counts()))
+        ex = "; excluded: " + ", ".join(f"{k} {v}" for k, v in self.excluded.items()) if self.excluded else ""
+        return f"{len(self)} images from {self.source} ({counts}){ex}"
+
+
+def _split_name(split: str) -> str:
+    key = split.lower().replace("_", "").replace("-", "")
+    if key not in SPLIT_ALIASES:
+        raise DatasetError(f"unknown split {split!r}; use train, val or test")
+    return SPLIT_ALIASES[key]
+
+
+def default_data_dir() -> Path:
+    """``$FERKIT_DATA`` or the ``shared/data/fer2013`` folder beside the checkout / working directory."""
+    env = os.environ.get("FERKIT_DATA")
+    if env:
+        return Path(env)
+    here = Path(__file__).resolve()
+    for base in [Path.cwd(), *here.parents]:
+        cand = base.parent / "shared" / "data" / "fer2013"
+        if cand.is_dir():
+            return cand
+        cand = base / "shared" / "data" / "fer2013"
+        if cand.is_dir():
+            return cand
+    return Path("shared/data/fer2013")
+
+
+def load_npz(split: str, labels: str = "ferplus", data_dir: str | Path | None = None,
+             votes_key: str = "ferplus_votes") -> FaceSet:
+    """Load one FER2013 split from the ``.npz`` files.
+
+    Args:
+        split: ``train``, ``val`` (PublicTest) or ``test`` (PrivateTest).
+        labels: ``ferplus`` (8 classes, crowd votes) or ``fer2013`` (7 original classes).
+        data_dir: folder of the ``.npz`` files (default: :func:`default_data_dir`).
+        votes_key: ``ferplus_votes`` (Microsoft's label.csv) or ``ferplus_votes_fer2013new``.
+
+    FER+: rows without votes or whose 8 emotion columns are all zero are dropped; the evaluation label
+    is the plurality over all 10 columns when that is one emotion, else -1 (unknown / not-a-face / tie),
+    counted in ``excluded``. FER2013: rows labelled -1 (ambiguous duplicates) are dropped.
+    """
+    split = _split_name(split)
+    folder = Path(data_dir) if data_dir is not None else default_data_dir()
+    path = folder / NPZ_FILES[split]
+    if not path.is_file():
+        raise DatasetError(f"{path} not found; expected {NPZ_LAYOUT}")
+    try:
+        z = np.load(path)
+        images = z["images"]
+    except Exception as e:  # noqa: BLE001 - any unreadable file gets the same message
+        raise DatasetError(f"{path} is not a readable FER2013 .npz ({e}); expected {NPZ_LAYOUT}") from None
+    if images.ndim != 3 or images.dtype != np.uint8:
+        raise DatasetError(f"{path}: 'images' has shape {images.shape} {images.dtype}; expected {NPZ_LAYOUT}")
+    if labels == "fer2013":
+        lab = z["label"].astype(np.int64)
+        keep = lab >= 0
+        targets = np.eye(7, dtype=np.float32)[lab[keep]]
+        return FaceSet(images[keep], targets, FER2013_CLASSES, lab[keep], f"{path.name} (FER2013 labels)",
+                       {"ambiguous label": int((~keep).sum())})
+    if labels != "ferplus":
+        raise DatasetError(f"unknown label set {labels!r}; use 'ferplus' or 'fer2013'")
+    if votes_key not in z:
+        raise DatasetError(f"{path} has no {votes_key!r} array; expected {NPZ_LAYOUT}")
+    raw = z[votes_key].astype(np.int64)
+    has_votes = raw[:, 0] >= 0
+    votes8 = votes_to_classes(np.clip(raw, 0, None)).astype(np.float32)
+    emo_sum = votes8.sum(1)
+    keep = has_votes & (emo_sum > 0)
+    # Evaluation label: the single most-voted of the 10 columns, if it is an emotion.
+    top = raw.max(1, keepdims=True)
+    n_top = (raw == top).sum(1)
+    top_col = raw.argmax(1)
+    order = votes_to_classes(np.arange(10)[None, :])[0]  # vote column of each class
+    col_to_class = {int(c): i for i, c in enumerate(order)}
+    lab = np.array([col_to_class.get(int(c), -1) for c in top_col], dtype=np.int64)
+    lab[(n_top > 1) | ~has_votes] = -1
+    excluded = {"no FER+ votes": int((~has_votes).sum()), "no emotion votes": int((has_votes & (emo_sum == 0)).sum())}
+    fs = FaceSet(images[keep], votes8[keep], FERPLUS_CLASSES, lab[keep], f"{path.name} (FER+ votes)", excluded)
+    fs.excluded["not scored (unknown/not-a-face/tied plurality)"] = int((fs.labels < 0).sum())
+    return fs
+
+
+def load_kaggle_csv(path: str | Path, split: str = "train") -> FaceSet:
+    """Load the original Kaggle ``fer2013.csv`` (columns ``emotion,pixels,Usage``)."""
+    path = Path(path)
+    layout = "a CSV with header emotion,pixels,Usage and 48*48 space-separated pixels per row"
+    if not path.is_file():
+        raise DatasetError(f"{path} not found; expected {layout}")
+    usage = KAGGLE_USAGE[_split_name(split)]
+    images, labs = [], []
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        if reader.fieldnames is None or not {"emotion", "pixels", "Usage"} <= set(reader.fieldnames):
+            raise DatasetError(f"{path}: header is {reader.fieldnames}; expected {layout}")
+        for i, row in enumerate(reader, start=2):
+            if row["Usage"] != usage:
+                continue
+            px = np.array(row["pixels"].split(), dtype=np.float32)
+            if px.size != 48 * 48:
+                raise DatasetError(f"{path}:{i}: {px.size} pixels; expected {layout}")
+            images.append(px.reshape(48, 48).clip(0, 255).astype(np.uint8))
+            labs.append(int(row["emotion"]))
+    if not images:
+        raise DatasetError(f"{path}: no rows with Usage={usage}; expected {layout}")
+    lab = np.array(labs, dtype=np.int64)
+    if lab.min() < 0 or lab.max() > 6:
+        raise DatasetError(f"{path}: emotion codes must be 0..6")
+    return FaceSet(np.stack(images), np.eye(7, dtype=np.float32)[lab], FER2013_CLASSES, lab, f"{path.name} ({usage})")
+
+
+def _read_grey(path: Path, size: int) -> np.ndarray | None:
+    import cv2
+
+    img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if img is None or img.size == 0:
+        return None
+    if img.shape != (size, size):
+        img = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
+    return img
+
+
+def _from_paths(paths: list[Path], labels: list[str], classes: tuple[str, ...] | None, size: int,
+                source: str) -> FaceSet:
+    if classes is None:
+        known = [c for c in FERPLUS_CLASSES if c in set(labels)]
+        classes = tuple(known + sorted(set(labels) - set(known)))
+    unknown = sorted(set(labels) - set(classes))
+    if unknown:
+        raise DatasetError(f"{source}: labels {unknown} are not among the classes {list(classes)}")
+    images, labs, bad = [], [], []
+    for p, lab in zip(paths, labels):
+        img = _read_grey(p, size)
+        if img is None:
+            bad.append(str(p))
+            continue
+        images.append(img)
+        labs.append(classes.index(lab))
+    if not images:
+        raise DatasetError(f"{source}: none of the {len(paths)} images could be read")
+    lab_arr = np.array(labs, dtype=np.int64)
+    fs = FaceSet(np.stack(images), np.eye(len(classes), dtype=np.float32)[lab_arr], tuple(classes), lab_arr, source)
+    if bad:
+        fs.excluded["unreadable images"] = len(bad)
+        shown = ", ".join(bad[:5]) + (" ..." if len(bad) > 5 else "")
+        print(f"ferkit: skipped {len(bad)} unreadable image(s) in {source}: {shown}")
+    return fs
+
+
+def load_image_folder(root: str | Path, split: str = "train", classes: tuple[str, ...] | None = None,
+                      size: int = 48) -> FaceSet:
+    """Load ``root/<split>/<class>/*.jpg`` (AffectNet / RAF-DB style) as grey ``size`` x ``size`` faces.
+
+    Class folder names may be FER names (``happy``) or FER+ column names (``happiness``).
+    Unreadable images are skipped, counted in ``excluded`` and reported.
+    """
+    root = Path(root)
+    layout = "root/<split>/<class>/*.jpg, e.g. data/train/happy/0001.jpg"
+    split_dir = root / split
+    if not split_dir.is_dir():
+        cands = [d for d in root.iterdir() if d.is_dir()] if root.is_dir() else []
+        if root.is_dir() and split_dir.name not in {d.name for d in cands}:
+            alias = {d.name.lower(): d for d in cands}
+            for key, name in SPLIT_ALIASES.items():
+                if name == _split_name(split) and key in alias:
+                    split_dir = alias[key]
+                    break
+    if not split_dir.is_dir():
+        raise DatasetError(f"{root}: no folder for split {split!r}; expected {layout}")
+    alias = {"happiness": "happy", "sadness": "sad", "anger": "angry"}
+    paths, labels = [], []
+    for d in sorted(p for p in split_dir.iterdir() if p.is_dir()):
+        name = alias.get(d.name.lower(), d.name.lower())
+        for f in sorted(d.rglob("*")):
+            if f.suffix.lower() in IMAGE_EXTS:
+                paths.append(f)
+                labels.append(name)
+    if not paths:
+        raise DatasetError(f"{split_dir}: no images found; expected {layout}")
+    return _from_paths(paths, labels, classes, size, str(split_dir))
+
+
+def load_path_csv(path: str | Path, classes: tuple[str, ...] | None = None, size: int = 48) -> FaceSet:
+    """Load a CSV with columns ``path,label`` (paths relative to the CSV's folder or absolute)."""
+    path = Path(path)
+    layout = "a CSV with header path,label (one image per row)"
+    if not path.is_file():
+        raise DatasetError(f"{path} not found; expected {layout}")
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        if reader.fieldnames is None or not {"path", "label"} <= set(reader.fieldnames):
+            raise DatasetError(f"{path}: header is {reader.fieldnames}; expected {layout}")
+        rows = list(reader)
+    if not rows:
+        raise DatasetError(f"{path}: no rows; expected {layout}")
+    paths = [(path.parent / r["path"]) if not os.path.isabs(r["path"]) else Path(r["path"]) for r in rows]
+    labels = [r["label"].strip().lower() for r in rows]
+    return _from_paths(paths, labels, classes, size, str(path))
+
+
+def load_dataset(data: str, split: str, labels: str | None = None, data_dir: str | Path | None = None,
+                 classes: tuple[str, ...] | None = None) -> FaceSet:
+    """One entry point: ``ferplus`` / ``fer2013`` (the ``.npz`` files), a Kaggle CSV, a path CSV or a folder."""
+    if data in ("ferplus", "fer2013"):
+        return load_npz(split, labels or data, data_dir)
+    p = Path(data)
+    if p.is_dir():
+        if all((p / NPZ_FILES[s]).is_file() for s in NPZ_FILES):
+            return load_npz(split, labels or "ferplus", p)
+        return load_image_folder(p, split, classes)
+    if p.suffix.lower() == ".csv" and p.is_file():
+        with open(p) as f:
+            header = f.readline()
+        if "pixels" in header:
+            return load_kaggle_csv(p, split)
+        return load_path_csv(p, classes)
+    raise DatasetError(
+        f"cannot read dataset {data!r}: use 'ferplus', 'fer2013', {NPZ_LAYOUT}, a Kaggle fer2013.csv, "
+        "a path,label CSV or an image folder root/<split>/<class>/*.jpg"
+    )

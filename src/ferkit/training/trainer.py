@@ -1,0 +1,456 @@
+"""Training loop: config, run directory (config, log, metrics, checkpoints), early stopping on the
+validation split, EMA, two-stage fine-tuning, resumption, k-fold cross-validation."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import platform
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..evaluation.metrics import classification_report, fit_temperature, softmax
+from ..models import create_model
+from .augment import AugmentConfig, augment, close_crop
+from .data import FaceSet, load_dataset
+from .schemes import class_weights, scheme_loss
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (saved as ``config.json`` in the run directory)."""
+
+    model: str = "resnet_fast"
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    data: str = "ferplus"  # ferplus | fer2013 | path (npz folder, Kaggle CSV, path CSV, image folder)
+    labels: str | None = None  # label set for the npz files: ferplus | fer2013
+    data_dir: str | None = None
+    scheme: str = "cel"  # mv | ml | pld | cel
+    ml_threshold: float = 0.3
+    drop_single_votes: bool = False
+    label_smoothing: float = 0.0
+    channels: int = 1  # 1 = grey, 3 = RGB
+    epochs: int = 40
+    batch_size: int = 128
+    optimizer: str = "adamw"  # adamw | sgd
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    momentum: float = 0.9
+    schedule: str = "cosine"  # cosine | step | plateau | constant
+    warmup_epochs: float = 1.0
+    head_epochs: int = 0  # > 0: train only the classifier head first (transfer learning)
+    head_lr: float = 3e-3
+    ema: float = 0.0  # EMA decay of the weights (0 = off); evaluation and checkpoints use the EMA
+    patience: int = 15  # early stopping on validation accuracy
+    balance: str = "none"  # none | undersample | oversample
+    class_weight_power: float = 0.0  # > 0: class-weighted loss, (n / (K n_k)) ** power
+    minority_aug: bool = False  # extra rotation + noise for classes below the median frequency
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    mixup: float = 0.0  # mixup alpha (0 = off)
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True  # bf16 autocast on CUDA
+    channels_last: bool = True
+    workers_threads: int = 0  # torch CPU threads (0 = leave default)
+    folds: int = 0  # > 1: stratified k-fold CV on the training split
+    fold: int = -1  # internal: which fold this run is
+    deadline_min: float = 0.0  # > 0: fit the epoch count to this wall-clock budget after epoch 1
+    drop_unscored_train: bool = True  # FER+: drop training faces whose plurality is unknown/not-a-face/tie
+    soft_targets: str | None = None  # .npy (n_train, K) teacher probabilities for knowledge distillation
+    soft_weight: float = 0.5  # weight of the teacher distribution against the label/vote distribution
+    max_train: int = 0  # > 0: use only the first N training images (tests, smoke runs)
+    max_eval: int = 0
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown config keys: {sorted(unknown)}")
+        d = dict(d)
+        if isinstance(d.get("augment"), dict):
+            aug = d["augment"]
+            d["augment"] = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in aug.items()})
+        return cls(**d)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def set_seed(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def to_tensor_images(images: np.ndarray, channels: int) -> torch.Tensor:
+    """uint8 ``(n, h, w)`` grey or ``(n, h, w, 3)`` BGR -> uint8 ``(n, c, h, w)``."""
+    t = torch.from_numpy(np.ascontiguousarray(images))
+    if t.ndim == 3:
+        t = t[:, None]
+        if channels == 3:
+            t = t.expand(-1, 3, -1, -1)
+    else:
+        t = t.permute(0, 3, 1, 2)
+        if channels == 1:
+            t = (0.114 * t[:, 0:1] + 0.587 * t[:, 1:2] + 0.299 * t[:, 2:3]).round().to(torch.uint8)
+    return t.contiguous()
+
+
+def stratified_folds(labels: np.ndarray, k: int, seed: int) -> list[np.ndarray]:
+    """Indices of ``k`` validation folds with the class mix of the whole set."""
+    rng = np.random.default_rng(seed)
+    folds: list[list[int]] = [[] for _ in range(k)]
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        rng.shuffle(idx)
+        for i, part in enumerate(np.array_split(idx, k)):
+            folds[(i + int(c)) % k].extend(part.tolist())
+    return [np.sort(np.array(f, dtype=np.int64)) for f in folds]
+
+
+class ModelEMA:
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        self.module = copy.deepcopy(model).eval()
+        self.decay = decay
+        for p in self.module.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        msd = model.state_dict()
+        for k, v in self.module.state_dict().items():
+            if v.dtype.is_floating_point:
+                v.mul_(self.decay).add_(msd[k].detach(), alpha=1 - self.decay)
+            else:
+                v.copy_(msd[k])
+
+
+def head_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """The final classifier of a ferkit network (``fc`` or ``_fc``)."""
+    bb = getattr(model, "backbone", model)
+    for name in ("_fc", "fc", "out"):
+        if hasattr(bb, name):
+            return list(getattr(bb, name).parameters())
+    raise ValueError("model has no classifier head named fc/_fc/out")
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, images: torch.Tensor, device: torch.device, batch: int = 512,
+                   crop: float = 1.0, amp: bool = False, flip: bool = False) -> np.ndarray:
+    """Logits for uint8 ``(n, c, h, w)`` images (optionally averaged with the mirrored image)."""
+    model.eval()
+    out = []
+    for i in range(0, len(images), batch):
+        x = images[i:i + batch].to(device, non_blocking=True).float().div_(255)
+        x = close_crop(x, crop)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda"):
+            z = model(x).float()
+            if flip:
+                z = (z + model(torch.flip(x, dims=[3])).float()) / 2
+        out.append(z.cpu())
+    return torch.cat(out).numpy()
+
+
+def _lr_factor(cfg: TrainConfig, epoch_f: float, total: int) -> float:
+    if cfg.warmup_epochs > 0 and epoch_f < cfg.warmup_epochs:
+        return max(epoch_f / cfg.warmup_epochs, 0.01)
+    if cfg.schedule == "cosine":
+        t = (epoch_f - cfg.warmup_epochs) / max(total - cfg.warmup_epochs, 1e-8)
+        return 0.5 * (1 + math.cos(math.pi * min(max(t, 0.0), 1.0)))
+    if cfg.schedule == "step":
+        return 0.1 ** int(epoch_f / max(total / 3, 1))
+    return 1.0
+
+
+class Trainer:
+    """Trains one model; ``run()`` returns the final metrics dict. Resumes from ``last.pt`` if present."""
+
+    def __init__(self, cfg: TrainConfig, run_dir: str | Path, train: FaceSet | None = None,
+                 val: FaceSet | None = None, quiet: bool = False) -> None:
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.quiet = quiet
+        self.device = pick_device(cfg.device)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+        if cfg.workers_threads:
+            torch.set_num_threads(cfg.workers_threads)
+        set_seed(cfg.seed)
+        self.train_set = train if train is not None else load_dataset(cfg.data, "train", cfg.labels, cfg.data_dir)
+        self.val_set = val if val is not None else load_dataset(cfg.data, "val", cfg.labels, cfg.data_dir)
+        if cfg.soft_targets and train is None:
+            soft = np.load(cfg.soft_targets).astype(np.float32)
+            if soft.shape != self.train_set.targets.shape:
+                raise ValueError(f"soft targets {soft.shape} do not match the training set {self.train_set.targets.shape}")
+            votes = self.train_set.targets / np.maximum(self.train_set.targets.sum(1, keepdims=True), 1e-8)
+            self.train_set.targets = ((1 - cfg.soft_weight) * votes + cfg.soft_weight * soft).astype(np.float32)
+        if cfg.drop_unscored_train:
+            keep = self.train_set.labels >= 0
+            if not keep.all():
+                self.train_set = self.train_set.subset(np.flatnonzero(keep))
+        if cfg.max_train:
+            self.train_set = self.train_set.subset(np.arange(min(cfg.max_train, len(self.train_set))))
+        if cfg.max_eval:
+            self.val_set = self.val_set.subset(np.arange(min(cfg.max_eval, len(self.val_set))))
+        self.classes = self.train_set.classes
+        k = len(self.classes)
+        kwargs = dict(cfg.model_kwargs)
+        kwargs.setdefault("num_classes", k)
+        kwargs.setdefault("in_chans", cfg.channels)
+        self.model = create_model(cfg.model, **kwargs).to(self.device)
+        # channels_last speeds up convs, but depthwise-conv backward crashes on CPU in torch 2.13: CUDA only.
+        self.channels_last = cfg.channels_last and self.device.type == "cuda"
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.ema = ModelEMA(self.model, cfg.ema) if cfg.ema > 0 else None
+        dev = self.device
+        self.x_train = to_tensor_images(self.train_set.images, cfg.channels).to(dev)
+        self.t_train = torch.from_numpy(self.train_set.targets).to(dev)
+        self.y_train = self.train_set.labels
+        self.x_val = to_tensor_images(self.val_set.images, cfg.channels)
+        counts = self.train_set.class_counts()
+        self.weights = (torch.from_numpy(class_weights(counts, cfg.class_weight_power)).to(dev)
+                        if cfg.class_weight_power > 0 else None)
+        self.minority = torch.from_numpy(counts < np.median(counts)).to(dev)
+        self.gen = torch.Generator(device=dev)
+        self.gen.manual_seed(cfg.seed)
+        self.log_path = self.run_dir / "log.jsonl"
+
+    # -- sampling ---------------------------------------------------------------------------
+    def epoch_indices(self, rng: np.random.Generator) -> np.ndarray:
+        y = self.y_train
+        if self.cfg.balance == "none":
+            return rng.permutation(len(y))
+        hard = np.where(y >= 0, y, self.train_set.targets.argmax(1))
+        groups = [np.flatnonzero(hard == c) for c in range(len(self.classes))]
+        groups = [g for g in groups if len(g)]
+        if self.cfg.balance == "undersample":
+            n = min(len(g) for g in groups)
+            idx = np.concatenate([rng.choice(g, n, replace=False) for g in groups])
+        elif self.cfg.balance == "oversample":
+            n = int(np.median([len(g) for g in groups]))
+            idx = np.concatenate([g if len(g) >= n else rng.choice(g, n, replace=True) for g in groups])
+        else:
+            raise ValueError(f"unknown balance mode {self.cfg.balance!r}")
+        return rng.permutation(idx)
+
+    # -- optimisation -----------------------------------------------------------------------
+    def make_optimizer(self, params: list[nn.Parameter], lr: float) -> torch.optim.Optimizer:
+        decay = [p for p in params if p.ndim > 1]
+        no_decay = [p for p in params if p.ndim <= 1]
+        groups = [{"params": decay, "weight_decay": self.cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        if self.cfg.optimizer == "adamw":
+            return torch.optim.AdamW(groups, lr=lr)
+        if self.cfg.optimizer == "sgd":
+            return torch.optim.SGD(groups, lr=lr, momentum=self.cfg.momentum, nesterov=True)
+        raise ValueError(f"unknown optimizer {self.cfg.optimizer!r}")
+
+    def log(self, rec: dict[str, Any]) -> None:
+        with open(self.log_path, "a") as f:
+            f.write(json.dumps(rec) + "\n")
+
+    def evaluate(self, model: nn.Module) -> tuple[float, np.ndarray]:
+        logits = predict_logits(model, self.x_val, self.device, crop=self.cfg.augment.crop, amp=self.cfg.amp)
+        y = self.val_set.labels
+        m = y >= 0
+        return float((logits[m].argmax(1) == y[m]).mean()), logits
+
+    def save(self, path: Path, **extra: Any) -> None:
+        tmp = path.with_suffix(".tmp")
+        torch.save(extra, tmp)
+        os.replace(tmp, path)
+
+    def run(self) -> dict[str, Any]:
+        cfg = self.cfg
+        (self.run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+        model, dev = self.model, self.device
+        head_only = cfg.head_epochs > 0
+        params = head_parameters(model) if head_only else list(model.parameters())
+        if head_only:
+            for p in model.parameters():
+                p.requires_grad_(False)
+            for p in params:
+                p.requires_grad_(True)
+        opt = self.make_optimizer(params, cfg.head_lr if head_only else cfg.lr)
+        start_epoch, best_acc, best_epoch, total_epochs = 0, -1.0, -1, cfg.epochs
+        history: list[dict[str, Any]] = []
+        wall0 = time.time()
+        last = self.run_dir / "last.pt"
+        if last.exists():
+            ck = torch.load(last, map_location=dev, weights_only=False)
+            model.load_state_dict(ck["model"])
+            if self.ema is not None and ck.get("ema") is not None:
+                self.ema.module.load_state_dict(ck["ema"])
+            start_epoch, best_acc, best_epoch = ck["epoch"] + 1, ck["best_acc"], ck["best_epoch"]
+            history = ck.get("history", [])
+            # Keep a deadline-shortened count unless the user asked for a different number of epochs.
+            total_epochs = ck.get("total_epochs", cfg.epochs) if ck.get("cfg_epochs") == cfg.epochs else cfg.epochs
+            wall0 -= ck.get("wall_s", 0.0)
+            if start_epoch >= cfg.head_epochs and head_only:
+                head_only = False
+                for p in model.parameters():
+                    p.requires_grad_(True)
+                opt = self.make_optimizer(list(model.parameters()), cfg.lr)
+            opt.load_state_dict(ck["opt"])
+            torch.set_rng_state(ck["rng_cpu"])
+            self.gen.set_state(ck["rng_dev"])
+            if not self.quiet:
+                print(f"resuming {self.run_dir} at epoch {start_epoch}", file=sys.stderr)
+        rng = np.random.default_rng(cfg.seed + 1000 * start_epoch)
+        steps_per_epoch = max(1, math.ceil(len(self.epoch_indices(np.random.default_rng(0))) / cfg.batch_size))
+        bad_epochs = 0 if best_epoch < 0 else max(0, start_epoch - 1 - best_epoch)
+        try:
+            from tqdm.auto import tqdm
+        except ImportError:  # pragma: no cover
+            tqdm = None
+        epoch = start_epoch
+        while epoch < total_epochs:
+            t_ep = time.time()
+            if head_only and epoch >= cfg.head_epochs:
+                head_only = False
+                for p in model.parameters():
+                    p.requires_grad_(True)
+                opt = self.make_optimizer(list(model.parameters()), cfg.lr)
+            model.train()
+            idx = torch.from_numpy(self.epoch_indices(rng)).to(dev)
+            n_steps = math.ceil(len(idx) / cfg.batch_size)
+            it = range(n_steps)
+            bar = tqdm(it, desc=f"epoch {epoch + 1}/{total_epochs}", leave=False, disable=self.quiet) if tqdm else it
+            loss_sum, seen = torch.zeros((), device=dev), 0
+            for s in bar:
+                b = idx[s * cfg.batch_size:(s + 1) * cfg.batch_size]
+                if len(b) < 2:
+                    continue
+                ep_f = epoch + s / n_steps
+                if head_only:
+                    lr = cfg.head_lr
+                else:
+                    body_ep = ep_f - cfg.head_epochs
+                    body_total = total_epochs - cfg.head_epochs
+                    if cfg.deadline_min > 0 and body_ep >= cfg.warmup_epochs:
+                        # With a wall-clock budget the schedule follows whichever runs out first.
+                        frac = (time.time() - wall0) / (cfg.deadline_min * 60)
+                        body_ep = max(body_ep, cfg.warmup_epochs + frac * (body_total - cfg.warmup_epochs))
+                    lr = cfg.lr * _lr_factor(cfg, body_ep, body_total)
+                for g in opt.param_groups:
+                    g["lr"] = lr
+                x = self.x_train[b].float().div_(255)
+                t = self.t_train[b]
+                strong = self.minority[t.argmax(1)] if cfg.minority_aug else None
+                x = augment(x, cfg.augment, strong, self.gen)
+                if self.channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                if cfg.mixup > 0:
+                    lam = float(np.random.default_rng(int(rng.integers(1 << 31))).beta(cfg.mixup, cfg.mixup))
+                    perm = torch.randperm(len(b), device=dev, generator=self.gen)
+                    x = lam * x + (1 - lam) * x[perm]
+                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.amp and dev.type == "cuda"):
+                    logits = model(x)
+                kw = dict(scheme=cfg.scheme, weights=self.weights, ml_threshold=cfg.ml_threshold,
+                          label_smoothing=cfg.label_smoothing, drop_single=cfg.drop_single_votes,
+                          generator=self.gen)
+                loss = scheme_loss(logits, t, **kw)
+                if cfg.mixup > 0:
+                    loss = lam * loss + (1 - lam) * scheme_loss(logits, t[perm], **kw)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+                opt.step()
+                if self.ema is not None:
+                    self.ema.update(model)
+                loss_sum += loss.detach() * len(b)
+                seen += len(b)
+            eval_model = self.ema.module if self.ema is not None else model
+            val_acc, _ = self.evaluate(eval_model)
+            train_loss = float(loss_sum) / max(seen, 1)
+            ep_time = time.time() - t_ep
+            rec = {"epoch": epoch + 1, "train_loss": round(train_loss, 5), "val_acc": round(val_acc, 5),
+                   "lr": lr, "time_s": round(ep_time, 2), "head_only": head_only}
+            history.append(rec)
+            self.log(rec)
+            if not self.quiet:
+                print(json.dumps(rec), file=sys.stderr, flush=True)
+            if val_acc > best_acc:
+                best_acc, best_epoch, bad_epochs = val_acc, epoch, 0
+                self.save(self.run_dir / "best.pt", model=eval_model.state_dict(), epoch=epoch, val_acc=val_acc)
+            else:
+                bad_epochs += 1
+            self.save(last, model=model.state_dict(), ema=self.ema.module.state_dict() if self.ema else None,
+                      opt=opt.state_dict(), epoch=epoch, best_acc=best_acc, best_epoch=best_epoch,
+                      total_epochs=total_epochs, cfg_epochs=cfg.epochs, history=history, wall_s=time.time() - wall0,
+                      rng_cpu=torch.get_rng_state(), rng_dev=self.gen.get_state())
+            epoch += 1
+            if cfg.deadline_min > 0 and time.time() - wall0 >= cfg.deadline_min * 60:
+                self.log({"note": f"deadline of {cfg.deadline_min} min reached after epoch {epoch}"})
+                break
+            if cfg.patience and bad_epochs >= cfg.patience:
+                self.log({"note": f"early stop at epoch {epoch}: no val gain for {cfg.patience} epochs"})
+                break
+        # Final: best checkpoint, validation report, temperature.
+        best = torch.load(self.run_dir / "best.pt", map_location=dev, weights_only=False)
+        model.load_state_dict(best["model"])
+        _, val_logits = self.evaluate(model)
+        temp = fit_temperature(val_logits, self.val_set.labels)
+        report = classification_report(self.val_set.labels, softmax(val_logits), self.classes)
+        report_t = classification_report(self.val_set.labels, softmax(val_logits, temp), self.classes)
+        metrics = {
+            "model": cfg.model, "classes": list(self.classes), "best_epoch": best_epoch + 1,
+            "epochs_run": len(history), "val": report, "temperature": temp, "val_ece_calibrated": report_t["ece"],
+            "train_images": len(self.train_set), "val_images": len(self.val_set),
+            "wall_s": round(time.time() - wall0, 1), "device": str(dev),
+            "hardware": torch.cuda.get_device_name(0) if dev.type == "cuda" else platform.processor() or "cpu",
+            "params": sum(p.numel() for p in model.parameters()),
+        }
+        np.save(self.run_dir / "val_logits.npy", val_logits.astype(np.float32))
+        (self.run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        return metrics
+
+
+def train(cfg: TrainConfig, run_dir: str | Path, quiet: bool = False) -> dict[str, Any]:
+    """Train one model, or ``cfg.folds`` models for stratified k-fold CV (mean ± std in ``cv.json``)."""
+    if cfg.folds <= 1:
+        return Trainer(cfg, run_dir, quiet=quiet).run()
+    full = load_dataset(cfg.data, "train", cfg.labels, cfg.data_dir)
+    if cfg.drop_unscored_train:
+        full = full.subset(np.flatnonzero(full.labels >= 0))
+    hard = np.where(full.labels >= 0, full.labels, full.targets.argmax(1))
+    folds = stratified_folds(hard, cfg.folds, cfg.seed)
+    results = []
+    for i, val_idx in enumerate(folds):
+        train_idx = np.setdiff1d(np.arange(len(full)), val_idx)
+        fcfg = copy.deepcopy(cfg)
+        fcfg.folds, fcfg.fold = 0, i
+        m = Trainer(fcfg, Path(run_dir) / f"fold{i}", train=full.subset(train_idx), val=full.subset(val_idx),
+                    quiet=quiet).run()
+        results.append(m)
+    accs = np.array([m["val"]["accuracy"] for m in results])
+    f1s = np.array([m["val"]["macro_f1"] for m in results])
+    per_class = {c: [m["val"]["per_class"][c]["top1"] for m in results] for c in results[0]["classes"]}
+    cv = {
+        "folds": cfg.folds, "accuracy_mean": float(accs.mean()), "accuracy_std": float(accs.std(ddof=1)),
+        "macro_f1_mean": float(f1s.mean()), "macro_f1_std": float(f1s.std(ddof=1)),
+        "fold_accuracy": accs.tolist(),
+        "per_class_top1_mean": {c: float(np.nanmean(np.array(v, dtype=float))) for c, v in per_class.items()},
+        "per_class_top1_std": {c: float(np.nanstd(np.array(v, dtype=float), ddof=1)) for c, v in per_class.items()},
+    }
+    (Path(run_dir) / "cv.json").write_text(json.dumps(cv, indent=2))
+    return cv
+
+
+__all__ = ["TrainConfig", "Trainer", "train", "predict_logits", "stratified_folds", "F"]

@@ -1,0 +1,165 @@
+"""``ferkit analyze``: output formats, summary, annotation, exit codes and error messages."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ferkit.cli import main
+from ferkit.labels import EMOTIONS
+from ferkit.results import columns
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES = REPO.parent / "shared" / "data" / "samples"
+COLS = columns(EMOTIONS)
+
+
+@pytest.fixture(scope="module")
+def samples() -> Path:
+    if not (SAMPLES / "multi_face.jpg").is_file():
+        pytest.skip(f"sample media not found at {SAMPLES}")
+    return SAMPLES
+
+
+def run(*argv: object) -> int:
+    return main(["analyze", *map(str, argv), "--workers", "1"])
+
+
+def test_summary_on_stdout(samples: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(samples / "multi_face.jpg", samples / "single_face.mp4") == 0
+    out = capsys.readouterr().out
+    assert "multi_face.jpg: 5 faces" in out and out.count("  face ") == 5 and "happy" in out
+    assert "single_face.mp4: 72 faces in 72 of 72 frames" in out and "emotions: happy" in out
+
+
+def test_csv_output(samples: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "sub" / "rows.csv"
+    assert run(samples / "multi_face.jpg", samples / "single_face.jpg", "-o", out) == 0
+    df = pd.read_csv(out)
+    assert list(df.columns) == COLS and len(df) == 6
+    assert df["face_id"].tolist()[:5] == [0, 1, 2, 3, 4] and (df["frame"] == 0).all()
+    np.testing.assert_allclose(df[list(EMOTIONS)].sum(axis=1), 1, atol=1e-3)
+    assert set(df["sentiment"]) <= {"negative", "neutral", "positive"}
+    assert capsys.readouterr().out == ""  # the rows went to the file, nothing on stdout
+
+
+def test_jsonl_to_stdout_in_a_fresh_process(samples: Path) -> None:
+    p = subprocess.run([sys.executable, "-m", "ferkit", "analyze", str(samples / "multi_face.jpg"), "--format",
+                        "jsonl", "--workers", "1"], capture_output=True, text=True,
+                       env={"PYTHONPATH": str(REPO / "src"), "PATH": "/usr/bin:/bin"}, check=False)
+    assert p.returncode == 0, p.stderr
+    rows = [json.loads(line) for line in p.stdout.splitlines()]
+    assert len(rows) == 5 and list(rows[0]) == COLS and p.stderr == ""
+
+
+def test_parquet_with_landmarks_and_video_sampling(samples: Path, tmp_path: Path) -> None:
+    out = tmp_path / "rows.parquet"
+    assert run(samples / "single_face.mp4", "--every", "10", "--landmarks", "-o", out, "-q") == 0
+    df = pd.read_parquet(out)
+    assert list(df.columns) == columns(EMOTIONS, landmarks=True)
+    assert df["frame"].tolist() == list(range(0, 72, 10))
+    np.testing.assert_allclose(df["time_s"], df["frame"] / 30, atol=1e-3)
+    pts = np.array([list(p) for p in df["landmarks"].iloc[0]])
+    assert pts.shape == (468, 2)
+
+
+def test_csv_landmarks_are_json(samples: Path, tmp_path: Path) -> None:
+    out = tmp_path / "rows.csv"
+    assert run(samples / "single_face.jpg", "--landmarks", "-o", out, "-q") == 0
+    pts = np.array(json.loads(pd.read_csv(out)["landmarks"].iloc[0]))
+    assert pts.shape == (468, 2)
+
+
+def test_annotate(samples: Path, tmp_path: Path) -> None:
+    import cv2
+
+    ann = tmp_path / "ann"
+    assert run(samples / "multi_face.jpg", samples / "single_face.mp4", "--fps", "10", "--annotate", ann, "-q",
+               "-o", tmp_path / "r.jsonl") == 0
+    img = cv2.imread(str(ann / "multi_face.jpg"))
+    assert img is not None and img.shape == (667, 1000, 3)
+    cap = cv2.VideoCapture(str(ann / "single_face.mp4"))
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    assert n == 24 and cap.get(cv2.CAP_PROP_FRAME_WIDTH) == 640
+
+
+def test_no_detect_and_options(samples: Path, tmp_path: Path) -> None:
+    out = tmp_path / "r.csv"
+    assert run(samples / "multi_face.jpg", "--no-detect", "-o", out, "-q") == 0
+    df = pd.read_csv(out)
+    assert len(df) == 1 and (df["w"].iloc[0], df["h"].iloc[0]) == (1000, 667)
+    assert run(samples / "multi_face.jpg", "--max-faces", "2", "--sentiment-map", "debate", "-o", out, "-q") == 0
+    assert len(pd.read_csv(out)) == 2
+    assert run(samples / "multi_face.jpg", "--min-face-size", "100", "-o", out, "-q") == 0
+    assert len(pd.read_csv(out)) == 4  # one face is 89 px
+    assert run(samples / "multi_face.jpg", "--detector", "mtcnn", "-o", out, "-q") == 0
+    assert len(pd.read_csv(out)) == 5
+
+
+# ------------------------------------------------------------------------------------------------ errors
+def test_missing_input_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(tmp_path / "nope.jpg") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"ferkit: error: {tmp_path / 'nope.jpg'}: not found"]
+
+
+def test_partial_failure_exit_1_keeps_the_good_rows(samples: Path, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "good.jpg").write_bytes((samples / "single_face.jpg").read_bytes())
+    (folder / "zero.jpg").touch()
+    (folder / "bad.png").write_bytes(b"nope" * 10)
+    out = tmp_path / "rows.csv"
+    assert run(folder, "-o", out) == 1
+    assert len(pd.read_csv(out)) == 1
+    err = capsys.readouterr().err
+    assert "zero.jpg is empty (0 bytes)" in err and "bad.png" in err and "2 of 3 inputs failed" in err
+    assert all(line.startswith("ferkit: ") for line in err.strip().splitlines())
+
+
+def test_truncated_video_exit_1(samples: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = (samples / "WolfgangLanger_Pexels.mp4").read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: int(len(data) * 0.3)])
+    out = tmp_path / "rows.jsonl"
+    assert run(cut, "--every", "6", "-o", out) == 1
+    rows = out.read_text().splitlines()
+    assert len(rows) > 5
+    err = capsys.readouterr().err
+    assert "stopped at" in err and "ends early" in err
+
+
+def test_total_failure_exit_2_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "a.jpg").touch()
+    (tmp_path / "b.mp4").write_bytes(b"garbage")
+    out = tmp_path / "rows.csv"
+    assert run(tmp_path / "a.jpg", tmp_path / "b.mp4", "-o", out) == 2
+    assert not out.exists() and not list(tmp_path.glob(".rows.csv*"))
+    assert "none of the 2 inputs could be analysed" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("target", ["/proc/ferkit-nope/rows.csv", "{tmp}/rows.xyz", "{tmp}"])
+def test_unwritable_output_fails_before_any_work(samples: Path, tmp_path: Path, target: str,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(samples / "single_face.jpg", "-o", target.format(tmp=tmp_path)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("ferkit: error: cannot")
+
+
+def test_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (["--every", "0"], ["--fps", "-1"], ["--every", "2", "--fps", "3"], ["--score-threshold", "2"]):
+        with pytest.raises(SystemExit) as e:
+            main(["analyze", "x.jpg", *argv])
+        assert e.value.code == 2
+    assert "expected a positive integer" in capsys.readouterr().err
+    assert main(["analyze", "x.jpg", "--format", "parquet"]) == 2
+    assert "Parquet cannot go to standard output" in capsys.readouterr().err

@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from ferkit.training.data import load_npz
+from ferkit.training.trainer import Trainer, TrainConfig, stratified_folds, train
+
+
+@pytest.fixture(scope="module")
+def small_sets(data_dir):
+    tr = load_npz("val", "ferplus", data_dir)  # real faces; val split is small and loads fast
+    tr = tr.subset(np.flatnonzero(tr.labels >= 0)[:400])
+    va = load_npz("test", "ferplus", data_dir).subset(np.arange(200))
+    return tr, va
+
+
+def test_training_lowers_the_loss(small_sets, tmp_path):
+    torch.manual_seed(0)
+    tr, va = small_sets
+    aug = {"rotate": 0.0, "erase": 0.0, "brightness": 0.0, "contrast": 0.0, "translate": 0.0, "flip": 0.0,
+           "scale": [1.0, 1.0]}
+    cfg = TrainConfig.from_dict({"model": "cnn4", "epochs": 4, "batch_size": 64, "lr": 1e-3, "augment": aug,
+                                 "weight_decay": 0.0, "warmup_epochs": 0, "schedule": "constant", "patience": 0})
+    m = Trainer(cfg, tmp_path / "run", train=tr, val=va, quiet=True).run()
+    log = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    losses = [r["train_loss"] for r in log if "train_loss" in r]
+    assert losses[-1] < losses[0] * 0.9
+    assert (tmp_path / "run" / "best.pt").exists() and (tmp_path / "run" / "metrics.json").exists()
+    assert 0.0 <= m["val"]["accuracy"] <= 1.0 and m["temperature"] > 0
+
+
+def test_resume_continues(small_sets, tmp_path):
+    tr, va = small_sets
+    cfg = TrainConfig(model="mini_xception", epochs=1, batch_size=128, patience=0)
+    Trainer(cfg, tmp_path / "r", train=tr, val=va, quiet=True).run()
+    cfg2 = TrainConfig(model="mini_xception", epochs=2, batch_size=128, patience=0)
+    Trainer(cfg2, tmp_path / "r", train=tr, val=va, quiet=True).run()
+    epochs = [json.loads(x).get("epoch") for x in (tmp_path / "r" / "log.jsonl").read_text().splitlines()]
+    assert [e for e in epochs if e] == [1, 2]
+
+
+@pytest.mark.parametrize("balance", ["undersample", "oversample"])
+def test_balancing(small_sets, tmp_path, balance):
+    tr, va = small_sets
+    cfg = TrainConfig(model="mini_xception", balance=balance, class_weight_power=1.0, minority_aug=True)
+    t = Trainer(cfg, tmp_path / balance, train=tr, val=va, quiet=True)
+    idx = t.epoch_indices(np.random.default_rng(0))
+    counts = np.bincount(tr.labels[idx], minlength=8)
+    present = counts[counts > 0]
+    if balance == "undersample":
+        assert present.min() == present.max()
+    else:
+        assert present.min() >= np.median(np.bincount(tr.labels)[np.bincount(tr.labels) > 0]) - 1
+
+
+def test_stratified_folds_cover_everything():
+    y = np.repeat(np.arange(4), [50, 30, 12, 8])
+    folds = stratified_folds(y, 5, 0)
+    allidx = np.sort(np.concatenate(folds))
+    assert np.array_equal(allidx, np.arange(len(y)))
+    for f in folds:
+        assert abs(len(f) - 20) <= 4
+        assert (np.bincount(y[f], minlength=4) > 0).all()
+
+
+def test_kfold_reports_mean_std(data_dir, tmp_path):
+    cfg = TrainConfig(model="mini_xception", data="ferplus", data_dir=str(data_dir), epochs=1, folds=2,
+                      max_train=0, batch_size=256, patience=0)
+    # Tiny CV: restrict the training split via a subset of the val file to stay fast.
+    full = load_npz("val", "ferplus", data_dir)
+    import ferkit.training.trainer as tmod
+
+    orig = tmod.load_dataset
+    tmod.load_dataset = lambda *a, **k: full.subset(np.arange(600))
+    try:
+        cv = train(cfg, tmp_path / "cv", quiet=True)
+    finally:
+        tmod.load_dataset = orig
+    assert cv["folds"] == 2 and len(cv["fold_accuracy"]) == 2
+    assert cv["accuracy_std"] >= 0 and (tmp_path / "cv" / "cv.json").exists()
+
+
+def test_export_parity_and_card(small_sets, tmp_path, data_dir):
+    pytest.importorskip("onnx")
+    tr, va = small_sets
+    run = tmp_path / "run"
+    Trainer(TrainConfig(model="resnet_fast", epochs=1, batch_size=128), run, train=tr, val=va, quiet=True).run()
+    from ferkit.inference import ExpressionModel
+    from ferkit.training.export import export_runs, load_run_model, parity
+
+    card = export_runs([(run, None)], "tiny", tmp_path / "w", "ferplus", str(data_dir), evaluate_test=False)
+    assert card["onnx_torch_max_abs_diff"] < 1e-4
+    model, _ = load_run_model(run)
+    real = load_npz("test", "ferplus", data_dir).images[:32]
+    assert parity(model, tmp_path / "w" / "tiny.onnx", real) < 1e-4
+    em = ExpressionModel.load(tmp_path / "w" / "tiny.onnx")
+    p = em.predict(real)
+    assert p.shape == (32, 8) and np.allclose(p.sum(1), 1, atol=1e-5)
+    for key in ("classes", "input", "temperature", "params", "macs", "sha256", "metrics", "licence", "members"):
+        assert key in card
+    # A two-member ensemble exports too and stays a probability model.
+    card2 = export_runs([(run, None), (run, None)], "ens", tmp_path / "w", "ferplus", str(data_dir),
+                        evaluate_test=False)
+    assert card2["onnx_torch_max_abs_diff"] < 1e-4 and card2["kind"].startswith("ensemble")
