@@ -147,6 +147,16 @@ def test_parallel_ranges_equal_one_pass(samples: Path, monkeypatch: pytest.Monke
         assert len(res) == len(expect) and res.statuses[0].frames == len(expect)
 
 
+def test_several_videos_in_two_processes(samples: Path, tmp_path: Path) -> None:
+    (tmp_path / "bad.mp4").write_bytes(b"not a video" * 50)
+    vids = [samples / "single_face.mp4", tmp_path / "bad.mp4", samples / "no_face.mp4", samples / "single_face.mp4"]
+    with Analyzer(workers=2, every=2) as a:
+        res = a.analyze(vids)
+    assert [s.status for s in res.statuses] == ["ok", "failed", "no_face", "ok"]
+    assert list(res.frames) == list(range(0, 72, 2)) * 2
+    assert [s.frames for s in res.statuses] == [36, 0, 48, 36]
+
+
 # ------------------------------------------------------------------------------------------------ inputs
 def test_numpy_and_pil_inputs(az: Analyzer, samples: Path) -> None:
     from PIL import Image
@@ -164,6 +174,19 @@ def test_numpy_and_pil_inputs(az: Analyzer, samples: Path) -> None:
     mixed = az.analyze([bgr, samples / "single_face.jpg"])
     assert len(mixed) == 2
     np.testing.assert_allclose(mixed.probabilities[0], mixed.probabilities[1], atol=1e-4)
+
+
+def test_exif_rotated_photo(az: Analyzer, samples: Path, tmp_path: Path) -> None:
+    from PIL import Image
+
+    im = Image.open(samples / "single_face.jpg")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 CW to view": store the pixels turned the other way
+    im.transpose(Image.Transpose.ROTATE_90).save(tmp_path / "rot.jpg", exif=exif.tobytes())
+    res = az.analyze(tmp_path / "rot.jpg")
+    assert len(res) == 1 and res[0].emotion == "happy"
+    x, y, w, h = res[0].box
+    assert abs(x - 164) < 15 and abs(y - 178) < 15  # same box as in the upright photo
 
 
 def test_face_crop_input_auto_and_forced(az: Analyzer, samples: Path) -> None:
@@ -253,3 +276,21 @@ def test_inference_does_not_import_torch(samples: Path) -> None:
     src = Path(__file__).resolve().parents[1] / "src"
     subprocess.run([sys.executable, "-c", code, str(samples / "single_face.jpg")], check=True,
                    env={"PYTHONPATH": str(src), "PATH": "/usr/bin:/bin"})
+
+
+def test_progress_bar_on_a_terminal_only(az: Analyzer, samples: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+    import sys
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    tty = Tty()
+    monkeypatch.setattr(sys, "stderr", tty)
+    az.analyze(samples / "single_face.mp4", progress=True)
+    assert "frame/s" in tty.getvalue() or "72/72" in tty.getvalue()
+    pipe = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", pipe)
+    az.analyze(samples / "single_face.mp4", progress=True)
+    assert pipe.getvalue() == ""

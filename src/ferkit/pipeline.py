@@ -7,7 +7,9 @@ How it runs (plain CPU, no torch):
 * **Photos** (and numpy arrays): BlazeFace on the whole image, the face mesh on every face, similarity
   alignment on the eye and mouth centres (BlazeFace key points when the mesh fails), and the expression model
   once for all faces of a batch of images. Any detection above ``score_threshold`` is kept: a still photo has no
-  second chance, and the face mesh fails on some real faces (black-and-white, near-profile).
+  second chance, and the face mesh fails on some real faces (black-and-white, near-profile). Photos larger than
+  1600 px are also searched in overlapping ~1024 px tiles (BlazeFace sees the whole image at 192 px and misses
+  faces under ~1/18 of its side); a face found only in a tile must be confirmed like a video detection.
 * **Videos** are read with exact timestamps (``every`` N frames or ``fps`` F), in batches. By default the
   detector runs every ``detect_every`` analysed frames (auto: about every 0.2 s of video) and the mesh
   *follows* each face in between (its next region of interest comes from the current landmarks, as MediaPipe
@@ -72,6 +74,8 @@ TILE_SIDE = 1024
 #: Smallest / largest time range (in analysed frames) given to one process when a video is split.
 CHUNK_MIN_FRAMES = 48
 CHUNK_MAX_FRAMES = 1024
+#: ...and at most this many decoded frames (sparse sampling: decoding is then most of the work).
+CHUNK_MAX_DECODED = 8192
 
 DetectMode = bool | Literal["auto"]
 ImageInput = str | os.PathLike[str] | np.ndarray | Any
@@ -616,21 +620,33 @@ def _video_batches(engine: _Engine, task: _VideoTask, keep_images: bool = False
 def _video_range(engine: _Engine, task: _VideoTask) -> _VideoDone:
     """A whole time range at once (what a worker returns)."""
     tables: list[FaceTable] = []
+    frames = with_faces = 0
+    last_t: float | None = None
     try:
         for item in _video_batches(engine, task):
             if isinstance(item, _VideoDone):
                 if tables:
                     item.table = FaceTable.concat(tables)
                 return item
-            if len(item[0]):
-                tables.append(item[0])
+            table, faces = item
+            frames += len(faces)
+            with_faces += sum(1 for f in faces if len(f.boxes))
+            last_t = faces[-1].time_s
+            if len(table):
+                tables.append(table)
+        raise AssertionError("unreachable")  # pragma: no cover
     except FerkitError as exc:
-        return _VideoDone(task.src, FaceTable.empty(task.path, len(engine.classes), engine.cfg.landmarks), 0, 0,
-                          False, _one_line(exc), None)
-    raise AssertionError("unreachable")  # pragma: no cover
+        reason = _one_line(exc)
+    except Exception as exc:  # noqa: BLE001 - an odd frame must not end a batch of many files
+        reason = f"analysis failed: {_one_line(exc)}"
+    table = FaceTable.concat(tables) if tables else FaceTable.empty(task.path, len(engine.classes),
+                                                                    engine.cfg.landmarks)
+    return _VideoDone(task.src, table, frames, with_faces, False, reason, last_t)
 
 
-def _run_task(engine: _Engine, task: _ImageTask | _VideoTask) -> Any:
+def _run_task(engine: _Engine, task: _ImageTask | _VideoTask | _VideoDone) -> Any:
+    if isinstance(task, _VideoDone):  # a video that could not be opened: its result is known
+        return task
     if isinstance(task, _ImageTask):
         return _analyze_image_task(engine, task)
     return _video_range(engine, task)
@@ -638,6 +654,9 @@ def _run_task(engine: _Engine, task: _ImageTask | _VideoTask) -> Any:
 
 def _worker_init(cfg: _Config) -> None:
     global _ENGINE
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is handled by the main process (which stops the pool)
     cv2.setNumThreads(1)
     with contextlib.suppress(ImportError, AttributeError):  # forked: do not share the parent's ORT sessions
         from ferkit.face import _ort
@@ -693,19 +712,28 @@ class _Runner:
             self._pool = None
 
     def run(self, tasks: Iterable[Any], parallel: bool = True) -> Iterator[Any]:
-        """Results of ``tasks`` in order (a generator: tasks are taken from the iterable as needed)."""
+        """Results of ``tasks`` in order (a generator: tasks are taken from the iterable as needed).
+
+        A task whose worker process died (killed, out of memory) is run again in this process, and the pool is
+        not used again.
+        """
         pool = self._start() if parallel else None
         it = iter(tasks)
-        pending: deque[tuple[cf.Future | None, Any]] = deque()
+        pending: deque[tuple[cf.Future | None, Any, Any]] = deque()  # (future, result, task)
         in_pool = 0
         exhausted = False
         try:
             while True:
                 while pending and (pending[0][0] is None or pending[0][0].done()):
-                    fut, value = pending.popleft()
+                    fut, value, task = pending.popleft()
                     if fut is not None:
                         in_pool -= 1
-                        value = fut.result()
+                        try:
+                            value = fut.result()
+                        except cf.process.BrokenProcessPool:
+                            pool = None
+                            self.close()
+                            value = _run_task(self._engine(), task)
                     yield value
                 if exhausted:
                     if not pending:
@@ -717,12 +745,16 @@ class _Runner:
                     exhausted = True
                     continue
                 if pool is not None and in_pool < 2 * (self.workers - 1):
-                    pending.append((pool.submit(_worker_run, task), None))
-                    in_pool += 1
-                else:
-                    pending.append((None, _run_task(self._engine(), task)))
+                    try:
+                        pending.append((pool.submit(_worker_run, task), None, task))
+                        in_pool += 1
+                        continue
+                    except (cf.process.BrokenProcessPool, RuntimeError):
+                        pool = None
+                        self.close()
+                pending.append((None, _run_task(self._engine(), task), task))
         finally:
-            for fut, _ in pending:
+            for fut, _, _ in pending:
                 if fut is not None:
                     fut.cancel()
 
@@ -742,6 +774,8 @@ class _Source:
 class Analyzer:
     """Facial expression analysis of photos, videos, folders and arrays, with the models kept loaded.
 
+    One analyzer serves one thread at a time (use one per thread).
+
     >>> with Analyzer() as az:                                   # doctest: +SKIP
     ...     res = az.analyze("talk.mp4")
     ...     df = res.to_pandas()
@@ -758,12 +792,14 @@ class Analyzer:
         detect_every: run the detector every N analysed video frames and follow faces with the mesh in between;
             ``None``: about every 0.2 s when analysed frames are at most 0.1 s apart, else every frame.
         detect: ``"auto"`` (face-crop inputs recognised), ``False``: every input is a face crop.
-        min_presence: in videos, a new detection needs this mesh face-presence... (see module docs)
-        confident_score: ...unless its detector score is at least this.
+        min_presence: in videos (and for faces found only in tiles of a large photo), a detection is kept when
+            the face mesh confirms it with at least this face-presence score...
+        confident_score: ...or when its detector score is at least this.
         landmarks: keep the 468 mesh points (``landmarks`` column).
         sentiment_map: ``valence`` (default), ``debate`` or a dict class -> negative/neutral/positive.
         batch_size: frames per model batch.
-        workers: processes to use (this one included); ``None``: the number of CPU cores (at most 4).
+        workers: processes to use (this one included); ``None``: the number of CPU cores (at most 4). Worker
+            processes start on first need (a long video, several photos) and stay until :meth:`close`.
         tracker: a :class:`FaceTracker` that assigns stable face ids (default: ids per frame).
         max_pixels: downscale larger photos to this many pixels while decoding.
     """
@@ -894,14 +930,13 @@ class Analyzer:
                 _tick(bar, 1)
                 i += 1
                 continue
-            if s.kind == "video":
-                yield from self._video(i, s, runner, bar, adir)
-                i += 1
-                continue
             j = i
-            while j < len(sources) and sources[j].kind == "image" and sources[j].error is None:
+            while j < len(sources) and sources[j].kind == s.kind and sources[j].error is None:
                 j += 1
-            yield from self._images(sources, i, j, runner, bar, adir)
+            if s.kind == "video":
+                yield from self._videos(sources, i, j, runner, bar, adir)
+            else:
+                yield from self._images(sources, i, j, runner, bar, adir)
             i = j
 
     def _finish(self, s: _Source, table: FaceTable | None, status: SourceStatus) -> Iterator[Any]:
@@ -985,9 +1020,11 @@ class Analyzer:
         tasks: list[_VideoTask] = []
         done = 0
         first = math.ceil(t0 * info.fps - 1e-6)
+        per = max(1.0, step * info.fps)  # decoded frames per analysed frame
+        max_chunk = max(min_chunk, min(CHUNK_MAX_FRAMES, int(CHUNK_MAX_DECODED / per)))
         while done < total:
             left = total - done
-            c = min(max(math.ceil(left / (2 * workers)), min_chunk), CHUNK_MAX_FRAMES)
+            c = min(max(math.ceil(left / (2 * workers)), min_chunk), max_chunk)
             c = math.ceil(c / k) * k
             if left - c < min_chunk // 2:
                 c = left
@@ -1002,30 +1039,32 @@ class Analyzer:
             done += c
         return tasks
 
-    def _video(self, src: int, s: _Source, runner: _Runner, bar: Any, adir: str | None) -> Iterator[Any]:
+    def _plan_video(self, src: int, s: _Source, bar: Any, workers: int, adir: str | None
+                    ) -> tuple[SourceStatus, list[Any], Any]:
+        """(status, tasks, info): the time ranges of a video (one task when not split; a ready failed result when
+        it cannot be opened)."""
         assert s.path is not None
-        if self.tracker is not None:
-            self.tracker.reset(s.name)
         status = SourceStatus(s.name, "video")
         try:
             info, gap, k = self._video_plan(s.path)
         except FerkitError as exc:
-            status.status, status.reason = "failed", _one_line(exc)
-            yield status
-            return
+            empty = FaceTable.empty(s.name, len(self.classes), self.cfg.landmarks)
+            return status, [_VideoDone(src, empty, 0, 0, False, _one_line(exc), None)], None
         status.duration_s = info.duration_s or None
-        if bar is not None:
+        if bar is not None and gap:
             t0 = self.cfg.start or 0.0
             t1 = min(self.cfg.end, info.duration_s) if self.cfg.end is not None else info.duration_s
-            bar.total = (bar.total or 0) - 1 + max(1, round((t1 - t0) / gap)) if gap else (bar.total or 0)
+            bar.total = (bar.total or 0) - 1 + max(1, round((t1 - t0) / gap))
             bar.refresh()
-        tasks = None if adir is not None else self._chunks(src, str(s.path), info, k, runner.workers)
+        tasks = None if adir is not None else self._chunks(src, str(s.path), info, k, workers)
         if tasks is None:
-            task = _VideoTask(src, str(s.path), self.cfg.start, self.cfg.end, self.cfg.every, self.cfg.fps, k)
-            fps_out = self.cfg.fps or (info.fps / self.cfg.every if info.fps else 25.0)
-            results: Iterable[_VideoDone] = self._one_pass(task, adir, fps_out)
-        else:
-            results = runner.run(tasks)
+            tasks = [_VideoTask(src, str(s.path), self.cfg.start, self.cfg.end, self.cfg.every, self.cfg.fps, k)]
+        return status, tasks, info
+
+    def _collect(self, status: SourceStatus, results: Iterable[_VideoDone], bar: Any) -> Iterator[Any]:
+        """Rows of a video's results in order, then its final status (ranges after an early stop are dropped)."""
+        if self.tracker is not None:
+            self.tracker.reset(status.source)
         stop_error: str | None = None
         last_stop: float | None = None
         for d in results:
@@ -1054,6 +1093,39 @@ class Analyzer:
             status.stopped_at_s = last_stop
         yield status
 
+    def _videos(self, sources: list[_Source], i: int, j: int, runner: _Runner, bar: Any,
+                adir: str | None) -> Iterator[Any]:
+        """Videos ``i..j-1``: their time ranges (or whole short videos) shared between the processes."""
+        if adir is not None or runner.workers < 2:
+            for src in range(i, j):  # in this process, batch by batch (annotated videos are written here)
+                status, tasks, info = self._plan_video(src, sources[src], bar, 1, adir)
+                task = tasks[0]
+                if isinstance(task, _VideoDone):
+                    results: Iterable[_VideoDone] = [task]
+                else:
+                    fps_out = self.cfg.fps or (info.fps / self.cfg.every if info.fps else 25.0)
+                    results = self._one_pass(task, adir, fps_out)
+                yield from self._collect(status, results, bar)
+            return
+        statuses: dict[int, SourceStatus] = {}
+        counts: dict[int, int] = {}
+
+        def all_tasks() -> Iterator[Any]:
+            for src in range(i, j):
+                status, tasks, _ = self._plan_video(src, sources[src], bar, runner.workers, None)
+                statuses[src], counts[src] = status, len(tasks)
+                yield from tasks
+
+        results = runner.run(all_tasks(), parallel=True)
+
+        def of_source(first: _VideoDone) -> Iterator[_VideoDone]:
+            yield first
+            for _ in range(counts[first.src] - 1):
+                yield next(results)
+
+        for d in results:
+            yield from self._collect(statuses[d.src], of_source(d), bar)
+
     def _one_pass(self, task: _VideoTask, adir: str | None, fps_out: float) -> Iterator[_VideoDone]:
         """A video analysed in this process, batch by batch (and written annotated when ``adir`` is set)."""
         writer = None
@@ -1074,6 +1146,8 @@ class Analyzer:
                 yield _VideoDone(task.src, table, len(faces), sum(1 for f in faces if len(f.boxes)), final=False)
         except FerkitError as exc:
             yield _VideoDone(task.src, empty, 0, 0, False, _one_line(exc), None)
+        except Exception as exc:  # noqa: BLE001 - keep what was analysed, say why it stopped
+            yield _VideoDone(task.src, empty, 0, 0, False, f"analysis failed: {_one_line(exc)}", None)
         finally:
             if writer is not None:
                 writer.close()

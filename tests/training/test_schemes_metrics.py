@@ -102,9 +102,9 @@ def test_ece_and_temperature():
     # bin of 0.9: accuracy 1, conf .9 -> .05 ; bin of 0.8: accuracy 0, conf .8 -> .4
     assert expected_calibration_error(labels, probs) == pytest.approx(0.5 * 0.1 + 0.5 * 0.8)
     rng = np.random.default_rng(0)
-    y = rng.integers(0, 4, 4000)
-    true_logits = rng.normal(size=(4000, 4))
-    true_logits[np.arange(4000), y] += 1.5
+    true_logits = rng.normal(size=(6000, 4)) * 1.5
+    p = softmax(true_logits)
+    y = (p.cumsum(1) > rng.random((6000, 1))).argmax(1)  # labels drawn from calibrated probabilities
     over = true_logits * 3  # over-confident model
     t = fit_temperature(over, y)
     assert 2.5 < t < 3.5

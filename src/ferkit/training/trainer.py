@@ -368,6 +368,11 @@ class Trainer:
                 loss = scheme_loss(logits, t, **kw)
                 if cfg.mixup > 0:
                     loss = lam * loss + (1 - lam) * scheme_loss(logits, t[perm], **kw)
+                # Architectures with an auxiliary objective (e.g. RAN's region-biased loss) set
+                # `extra_loss` on their backbone during forward.
+                extra = getattr(getattr(model, "backbone", model), "extra_loss", None)
+                if extra is not None:
+                    loss = loss + extra
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 nn.utils.clip_grad_norm_(model.parameters(), 5.0)
