@@ -180,15 +180,16 @@ def make_long_video(path: Path, minutes: float, fps: int = 30) -> Path:
     return path
 
 
-def tree_rss_mb(pid: int) -> dict[int, float]:
-    """RSS in MB of a process and its descendants."""
+def tree_rss_mb(pid: int, field: str = "Rss") -> dict[int, float]:
+    """RSS (or ``field="Pss"``: proportional set size, shared pages split between processes) in MB of a process
+    and its descendants."""
     out: dict[int, float] = {}
     todo = [pid]
     while todo:
         p = todo.pop()
         try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
+            for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
+                if line.startswith(f"{field}:"):
                     out[p] = int(line.split()[1]) / 1024
             for t in Path(f"/proc/{p}/task").iterdir():
                 kids = (t / "children").read_text().split()
@@ -209,15 +210,17 @@ def memory_run(minutes: float, every: int) -> dict:
         env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
         t = time.perf_counter()
         proc = subprocess.Popen(cmd, env=env)
-        peak_main = peak_total = peak_any = 0.0
+        peak_main = peak_total = peak_any = peak_pss = 0.0
         samples = []
         while proc.poll() is None:
             rss = tree_rss_mb(proc.pid)
+            pss = tree_rss_mb(proc.pid, "Pss")
             if rss:
                 peak_main = max(peak_main, rss.get(proc.pid, 0.0))
                 peak_any = max(peak_any, max(rss.values()))
                 peak_total = max(peak_total, sum(rss.values()))
-                samples.append(sum(rss.values()))
+                peak_pss = max(peak_pss, sum(pss.values()))
+                samples.append(sum(pss.values()))
             time.sleep(0.5)
         secs = time.perf_counter() - t
         rows = sum(1 for _ in open(tmp / "rows.csv")) - 1 if (tmp / "rows.csv").exists() else 0
@@ -225,7 +228,8 @@ def memory_run(minutes: float, every: int) -> dict:
         q = [samples[int(n * f)] for f in (0.1, 0.5, 0.9)] if n >= 10 else []
         return {"minutes": minutes, "every": every, "make_s": made, "seconds": secs, "rows": rows,
                 "exit": proc.returncode, "peak_main_mb": peak_main, "peak_process_mb": peak_any,
-                "peak_total_mb": peak_total, "rss_deciles_mb": q, "size_mb": video.stat().st_size / 1e6}
+                "peak_total_mb": peak_total, "peak_pss_mb": peak_pss, "rss_deciles_mb": q,
+                "size_mb": video.stat().st_size / 1e6}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -242,8 +246,10 @@ def memory_report(mem: dict, cmd: str | None) -> str:
         f"{mem['seconds']:.0f} s, exit {mem['exit']}, {mem['rows']} rows.",
         "",
         f"- peak RSS: main process {mem['peak_main_mb']:.0f} MB; largest single process "
-        f"{mem['peak_process_mb']:.0f} MB; all ferkit processes together {mem['peak_total_mb']:.0f} MB",
-        f"- total RSS at 10 / 50 / 90 % of the run: {q} MB (flat = streaming)",
+        f"{mem['peak_process_mb']:.0f} MB; RSS of all ferkit processes added up {mem['peak_total_mb']:.0f} MB "
+        "(counts the pages the forked worker shares with the main process twice)",
+        f"- peak PSS of all ferkit processes (shared pages counted once): {mem['peak_pss_mb']:.0f} MB",
+        f"- total PSS at 10 / 50 / 90 % of the run: {q} MB (flat = streaming)",
     ]) + "\n"
 
 

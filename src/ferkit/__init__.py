@@ -38,17 +38,22 @@ _LAZY = {
 }
 
 
+_SUBMODULES = frozenset({"annotate", "errors", "face", "inference", "io", "labels", "pipeline", "results"})
+
+
 def __getattr__(name: str) -> Any:
     """Import the heavy modules (OpenCV, onnxruntime) only when they are used."""
+    import importlib
+
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
     mod = _LAZY.get(name)
     if mod is None:
         raise AttributeError(f"module 'ferkit' has no attribute {name!r}")
-    import importlib
-
     value = getattr(importlib.import_module(mod), name)
     globals()[name] = value
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(_LAZY) | _SUBMODULES)

@@ -205,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     # Each command module exposes register(subparsers), which sets func=... on its parser.
     import importlib
 
-    for mod in ("cli_analyze",):
+    for mod in ("cli_analyze", "cli_batch", "cli_video", "cli_research"):
         try:
             importlib.import_module(f".{mod}", __package__).register(sub)
         except ModuleNotFoundError as e:

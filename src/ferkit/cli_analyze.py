@@ -65,6 +65,9 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     exe.add_argument("--workers", type=_positive_int, metavar="N", help="processes to use (default: CPU cores)")
     exe.add_argument("--batch-size", type=_positive_int, default=16, metavar="N", help="frames per model batch")
     exe.add_argument("--no-recursive", action="store_true", help="do not descend into sub-folders")
+    from ferkit.cli_video import add_video_options  # video analytics: --track --summary --report (ferkit.video)
+
+    add_video_options(p)
     p.set_defaults(func=run)
     return p
 
@@ -126,12 +129,15 @@ def run(args: argparse.Namespace) -> int:
         raise OutputError("Parquet cannot go to standard output; give a path with -o out.parquet")
     if args.end is not None and args.end <= (args.start or 0.0):
         raise FerkitError(f"--end ({args.end}) must be after --start ({args.start or 0.0})")
+    from ferkit.cli_video import AnalyzeHook  # video analytics hook (tracker, --summary / --report)
+
+    video = AnalyzeHook(args)
     analyzer = Analyzer(
         detector=args.detector, score_threshold=args.score_threshold, min_face_size=args.min_face_size,
         max_faces=args.max_faces, model=args.model, every=args.every, fps=args.fps, start=args.start,
         end=args.end, detect_every=args.detect_every, detect=False if args.no_detect else "auto",
         landmarks=args.landmarks, sentiment_map=args.sentiment_map, batch_size=args.batch_size,
-        workers=args.workers)
+        workers=args.workers, tracker=video.tracker())
     classes = analyzer.classes
     to_stdout = args.output == "-" or (args.output is None and args.format is not None)
     sink: Any = None
@@ -149,6 +155,7 @@ def run(args: argparse.Namespace) -> int:
             for item in analyzer.iter_analyze(args.inputs, progress=not args.quiet, annotate=args.annotate,
                                               recursive=not args.no_recursive):
                 if isinstance(item, FaceTable):
+                    video.add(item)  # video analytics hook
                     if sink is not None:
                         rows += write_tables(sink, [item], classes, analyzer.sentiment_matrix, args.landmarks)
                     else:
@@ -183,6 +190,8 @@ def run(args: argparse.Namespace) -> int:
         text = _summary_text(summary)
         if text:
             print(text)
+    if analysed:
+        video.finish(classes, statuses)  # video analytics hook: writes --summary / --report
     if not analysed:
         if len(statuses) == 1:
             print(f"ferkit: error: {statuses[0].describe()}", file=sys.stderr)

@@ -76,6 +76,10 @@ CHUNK_MIN_FRAMES = 48
 CHUNK_MAX_FRAMES = 1024
 #: ...and at most this many decoded frames (sparse sampling: decoding is then most of the work).
 CHUNK_MAX_DECODED = 8192
+#: Images per detector call.
+DETECT_BATCH = 4
+#: Frames held for one batched detection: at most ``batch_size`` and this many bytes (4 HD frames).
+BATCH_MAX_BYTES = 4 * 1920 * 1080 * 3
 
 DetectMode = bool | Literal["auto"]
 ImageInput = str | os.PathLike[str] | np.ndarray | Any
@@ -287,7 +291,9 @@ class _Engine:
             todo.append(i)
         if todo:
             need = [i for i in todo if i not in given]
-            found = self.detector.detect_batch([images[i] for i in need]) if need else []
+            found = []  # small detector batches: bigger ones are no faster and grow onnxruntime's arena
+            for a in range(0, len(need), DETECT_BATCH):
+                found += self.detector.detect_batch([images[i] for i in need[a:a + DETECT_BATCH]])
             dets_by = dict(zip(need, found))
             dets_by.update(given)
             tiled: dict[int, int] = {}  # image -> number of its detections found on the whole image
@@ -330,7 +336,9 @@ class _Engine:
         ys = np.linspace(0, h - th, ny).round().astype(int) if ny > 1 else [0]
         corners = [(int(x), int(y)) for y in ys for x in xs]
         tiles = [img[y:y + th, x:x + tw] for x, y in corners]
-        found = self.detector.detect_batch(tiles)
+        found = []
+        for a in range(0, len(tiles), DETECT_BATCH):
+            found += self.detector.detect_batch(tiles[a:a + DETECT_BATCH])
         boxes, scores, kps = [dets.boxes], [dets.scores], [dets.keypoints]
         for (x, y), d in zip(corners, found):
             if len(d):
@@ -568,6 +576,7 @@ def _video_batches(engine: _Engine, task: _VideoTask, keep_images: bool = False
     st = _TrackState(task.detect_every)
     batch: list[_Faces] = []
     pending: list[Any] = []  # frames waiting for a batched detection (detect_every == 1)
+    pending_bytes = 0
     n_frames = n_with = 0
 
     def flush() -> tuple[FaceTable, list[_Faces]] | None:
@@ -593,7 +602,9 @@ def _video_batches(engine: _Engine, task: _VideoTask, keep_images: bool = False
                 f = engine.crop_faces(fr.image, fr.index, fr.time_s)
             elif task.detect_every == 1:
                 pending.append(fr)
-                if len(pending) >= cfg.batch_size:
+                pending_bytes += fr.image.nbytes
+                if len(pending) >= cfg.batch_size or pending_bytes >= BATCH_MAX_BYTES:
+                    pending_bytes = 0
                     item = flush()
                     if item is not None:
                         n_with += sum(1 for x in item[1] if len(x.boxes))

@@ -288,8 +288,13 @@ class AnalysisResults:
                 return s
         raise KeyError(f"no source {name!r} in these results")
 
-    def summary(self) -> str:
-        """Readable multi-line summary: one line per source, then per-emotion counts."""
+    def summary(self, by: str | None = None, **options: Any) -> Any:
+        """Readable multi-line summary: one line per source, then per-emotion counts.
+
+        With ``by`` (``"video"``, ``"track"`` or ``"interval"``): a summary ``DataFrame`` from the video analytics
+        (:meth:`analytics`; ``options`` are :class:`ferkit.video.VideoSettings` keywords)."""
+        if by is not None:  # video analytics hook (ferkit.video)
+            return self.analytics(**options).summary(by)
         lines = [s.describe() for s in self.statuses]
         if len(self):
             counts = {c: int(n) for c, n in zip(self.classes, np.bincount(self.probabilities.argmax(1),
@@ -297,6 +302,23 @@ class AnalysisResults:
             top = ", ".join(f"{c} {n}" for c, n in sorted(counts.items(), key=lambda kv: -kv[1]) if n)
             lines.append(f"{len(self)} face{'s' if len(self) != 1 else ''}: {top}")
         return "\n".join(lines)
+
+    # -- video analytics (ferkit.video): thin hooks ---------------------------------------------------------
+    def analytics(self, **options: Any) -> Any:
+        """A :class:`ferkit.video.VideoAnalytics` of these rows: tracks, smoothing, summaries, verdicts, reports
+        (``options``: :class:`ferkit.video.VideoSettings` keywords, e.g. ``smooth_s=0.5``)."""
+        from ferkit.video import VideoAnalytics
+
+        return VideoAnalytics.from_results(self, **options)
+
+    def tracks(self, **options: Any) -> Any:
+        """The rows as a ``DataFrame`` with stable per-person ``face_id`` (tracked), ``quality`` and
+        ``low_quality`` columns (see :meth:`analytics`)."""
+        return self.analytics(**options).tracks()
+
+    def report(self, path: str | os.PathLike[str], **options: Any) -> Any:
+        """Write an HTML report of these videos (see :meth:`ferkit.video.VideoAnalytics.report`)."""
+        return self.analytics(**options).report(path)
 
     def __repr__(self) -> str:
         return (f"<AnalysisResults {len(self)} faces from {len(self.statuses)} source"

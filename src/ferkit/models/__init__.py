@@ -1,6 +1,6 @@
 """Torch architectures (the ``[train]`` extra) and their registry."""
 
-from . import cnn, efficientnet  # noqa: F401  (registers the models)
+from . import autoencoder, cnn, efficientnet, ran, transformers  # noqa: F401  (registers the models)
 from .base import FERNet
 from .registry import create_model, list_models, register_model
 

@@ -1,0 +1,311 @@
+"""Running a batch job: list inputs, skip finished ones, analyse the rest on an engine, record each result.
+
+Engines: ``local`` (a process pool, one analyzer per process, one intra-op thread each) and ``dask`` (a Dask
+distributed cluster; ``pip install 'ferkit[dask]'``). Both analyse one file per task with the same code
+(:func:`ferkit.batch.worker.analyze_file`), so their rows are identical; the driver (this process) is the only
+writer of the job folder, so workers need read access to the inputs but none to the output.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import os
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ferkit.batch.archive import Archive, StatusRecord, file_key
+from ferkit.batch.worker import FileResult, analyze_file, init_worker, options_digest
+from ferkit.errors import InputError
+
+__all__ = ["BatchSummary", "run_batch"]
+
+#: A file whose worker process died this many times is recorded as failed.
+MAX_ATTEMPTS = 2
+
+
+@dataclass
+class BatchSummary:
+    """Outcome of :func:`run_batch` over the inputs of this run (finished earlier ones included)."""
+
+    total: int = 0
+    analysed: int = 0  # analysed in this run
+    skipped: int = 0  # finished in an earlier run, not redone
+    ok: int = 0
+    no_face: int = 0
+    failed: int = 0  # failed or partial
+    rows: int = 0
+    seconds: float = 0.0
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        """Files analysed per second in this run."""
+        return self.analysed / self.seconds if self.seconds > 0 else 0.0
+
+    def describe(self, max_reasons: int = 5) -> str:
+        """A few readable lines: counts, then the failures grouped by reason."""
+        lines = [f"{self.total} input{'s' if self.total != 1 else ''}: {self.ok} with faces, {self.no_face} without, "
+                 f"{self.failed} failed; {self.analysed} analysed now ({self.rate:.2f} files/s), "
+                 f"{self.skipped} already done; {self.rows} rows"]
+        by_reason = Counter(_reason_class(r) for _, r in self.failures)
+        for reason, n in by_reason.most_common(max_reasons):
+            example = next(s for s, r in self.failures if _reason_class(r) == reason)
+            lines.append(f"  {n} failed: {reason} (e.g. {example})")
+        if len(by_reason) > max_reasons:
+            lines.append(f"  ... see status.csv for the other {len(by_reason) - max_reasons} reasons")
+        return "\n".join(lines)
+
+
+def _reason_class(reason: str) -> str:
+    """A reason without its file name, to group failures."""
+    head, sep, tail = reason.partition(": ")
+    return tail if sep and (os.sep in head or "." in head) else reason
+
+
+# ================================================================================================ engines
+
+
+class _Engine(Protocol):
+    slots: int
+
+    def submit(self, path: str, options: dict[str, Any]) -> Any: ...
+
+    def wait_any(self, handles: Iterable[Any]) -> set[Any]: ...
+
+    def result(self, handle: Any) -> FileResult: ...
+
+    def close(self) -> None: ...
+
+
+class _LocalEngine:
+    """A process pool (spawned processes: no state inherited from the driver)."""
+
+    def __init__(self, workers: int) -> None:
+        self.slots = workers
+        self._pool = self._new_pool()
+
+    def _new_pool(self) -> cf.ProcessPoolExecutor:
+        import multiprocessing as mp
+
+        return cf.ProcessPoolExecutor(self.slots, mp_context=mp.get_context("spawn"), initializer=init_worker)
+
+    def submit(self, path: str, options: dict[str, Any]) -> Any:
+        try:
+            return self._pool.submit(analyze_file, path, options)
+        except cf.process.BrokenProcessPool:
+            self.restart()
+            return self._pool.submit(analyze_file, path, options)
+
+    def wait_any(self, handles: Iterable[Any]) -> set[Any]:
+        return cf.wait(list(handles), return_when=cf.FIRST_COMPLETED)[0]
+
+    def result(self, handle: Any) -> FileResult:
+        return handle.result()
+
+    def restart(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool = self._new_pool()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class _DaskEngine:
+    """Tasks on a Dask distributed cluster (``scheduler`` address, or an existing ``client``)."""
+
+    def __init__(self, scheduler: str | None, client: Any = None) -> None:
+        try:
+            from dask.distributed import Client
+        except ImportError:
+            raise InputError("the dask engine needs dask.distributed: pip install 'ferkit[dask]'") from None
+        if client is None and not scheduler:
+            raise InputError("--engine dask needs --scheduler ADDRESS (e.g. tcp://10.0.0.5:8786)")
+        self._own = client is None
+        try:
+            self.client = client if client is not None else Client(scheduler, timeout="20s")
+        except OSError as exc:
+            raise InputError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
+        self.slots = max(1, sum(self.client.nthreads().values()))
+
+    def submit(self, path: str, options: dict[str, Any]) -> Any:
+        return self.client.submit(analyze_file, path, options, pure=False, retries=1)
+
+    def wait_any(self, handles: Iterable[Any]) -> set[Any]:
+        from dask.distributed import wait
+
+        return set(wait(list(handles), return_when="FIRST_COMPLETED").done)
+
+    def result(self, handle: Any) -> FileResult:
+        return handle.result()
+
+    def close(self) -> None:
+        if self._own:
+            self.client.close()
+
+
+# ================================================================================================ the job
+
+
+@dataclass
+class _Todo:
+    source: str
+    key: str
+    size: int
+    mtime_ns: int
+    sha256: str | None
+    attempts: int = 0
+
+
+def run_batch(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str], *,
+              options: dict[str, Any] | None = None, engine: str = "local", workers: int | None = None,
+              scheduler: str | None = None, client: Any = None, use_hash: bool = False, retry_failed: bool = False,
+              recursive: bool = True, progress: bool = False,
+              on_record: Callable[[StatusRecord], None] | None = None) -> BatchSummary:
+    """Analyse ``inputs`` (files, folders, list files) into the job folder ``out``; resumable and idempotent.
+
+    Inputs whose key (size, mtime or SHA-256 with ``use_hash``, analysis options) matches a finished record are
+    skipped; ``failed`` / ``partial`` ones too unless ``retry_failed``. Returns the :class:`BatchSummary`.
+    """
+    from ferkit.io import expand_sources
+
+    options = dict(options or {})
+    digest = options_digest(options)
+    t0 = time.perf_counter()
+    summary = BatchSummary()
+    with Archive(out) as arch:
+        records = arch.records()
+        arch.collect_garbage(records)
+        todo: list[_Todo] = []
+        seen: list[str] = []
+        for src in expand_sources(list(inputs), recursive=recursive):
+            name = os.path.abspath(os.fspath(src.path))
+            seen.append(name)
+            if src.error is not None:
+                rec = StatusRecord(name, src.kind or "image", "failed", f"{src.path}: {src.error}",
+                                   finished_at=time.time())
+                old = records.get(name)
+                if old is None or (old.status, old.reason) != (rec.status, rec.reason):
+                    _replace(arch, records, rec)
+                continue
+            try:
+                key, size, mtime_ns, sha = file_key(name, digest, use_hash)
+            except OSError as exc:
+                _replace(arch, records, StatusRecord(name, src.kind or "image", "failed",
+                                                     f"{name}: cannot be read ({exc.strerror or exc})",
+                                                     finished_at=time.time()))
+                continue
+            old = records.get(name)
+            if old is not None and old.key == key and (old.ok or not retry_failed):
+                summary.skipped += 1
+                continue
+            todo.append(_Todo(name, key, size, mtime_ns, sha))
+        summary.total = len(seen)
+        arch.write_job({"options": options, "options_digest": digest, "engine": engine, "updated": time.time()})
+        if todo:
+            _analyse(arch, records, todo, options, engine, workers, scheduler, client, progress, on_record)
+        summary.analysed = len(todo)
+        arch.write_status_table(records)
+    for name in dict.fromkeys(seen):
+        rec = records.get(name)
+        if rec is None:
+            continue
+        summary.rows += rec.rows
+        if rec.status == "ok":
+            summary.ok += 1
+        elif rec.status == "no_face":
+            summary.no_face += 1
+        else:
+            summary.failed += 1
+            summary.failures.append((name, rec.reason or rec.status))
+    summary.seconds = time.perf_counter() - t0
+    return summary
+
+
+def _replace(arch: Archive, records: dict[str, StatusRecord], rec: StatusRecord) -> None:
+    """Record ``rec`` as the latest of its source and delete the part it supersedes."""
+    old = records.get(rec.source)
+    arch.append(rec)
+    records[rec.source] = rec
+    if old is not None and old.part and old.part != rec.part:
+        try:
+            (arch.parts / old.part).unlink()
+        except OSError:
+            pass
+
+
+def _analyse(arch: Archive, records: dict[str, StatusRecord], todo: list[_Todo], options: dict[str, Any],
+             engine_name: str, workers: int | None, scheduler: str | None, client: Any, progress: bool,
+             on_record: Callable[[StatusRecord], None] | None) -> None:
+    if engine_name == "local":
+        n = workers or max(1, min(os.cpu_count() or 1, len(todo)))
+        eng: _Engine = _LocalEngine(max(1, min(n, len(todo))))
+    elif engine_name == "dask":
+        eng = _DaskEngine(scheduler, client)
+    else:
+        raise InputError(f"unknown engine {engine_name!r}; use local or dask")
+    bar = None
+    if progress and sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(todo), unit="file", file=sys.stderr, dynamic_ncols=True, mininterval=0.5)
+    window = 2 * eng.slots
+    queue = list(reversed(todo))
+    inflight: dict[Any, _Todo] = {}
+    failed = 0
+    try:
+        while queue or inflight:
+            while queue and len(inflight) < window:
+                t = queue.pop()
+                inflight[eng.submit(t.source, options)] = t
+            for h in eng.wait_any(inflight):
+                t = inflight.pop(h)
+                try:
+                    res = eng.result(h)
+                except (cf.process.BrokenProcessPool, cf.CancelledError) as exc:
+                    t.attempts += 1
+                    if t.attempts < MAX_ATTEMPTS:
+                        queue.append(t)
+                        if isinstance(eng, _LocalEngine) and isinstance(exc, cf.process.BrokenProcessPool):
+                            _requeue_all(eng, inflight, queue)
+                        continue
+                    res = FileResult(t.source, status="failed", reason="the worker process died analysing it")
+                except Exception as exc:  # noqa: BLE001 - e.g. a Dask KilledWorker: record, go on
+                    res = FileResult(t.source, status="failed", reason=f"worker error: {type(exc).__name__}: {exc}")
+                rec = _record(arch, t, res)
+                _replace(arch, records, rec)
+                if on_record is not None:
+                    on_record(rec)
+                if bar is not None:
+                    failed += not rec.ok
+                    bar.set_postfix_str(f"failed {failed}", refresh=False)
+                    bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+        eng.close()
+
+
+def _requeue_all(eng: _LocalEngine, inflight: dict[Any, _Todo], queue: list[_Todo]) -> None:
+    """The pool broke: restart it and put every file that was in flight back in the queue."""
+    for t in inflight.values():
+        t.attempts += 1
+        queue.append(t)
+    inflight.clear()
+    eng.restart()
+
+
+def _record(arch: Archive, t: _Todo, res: FileResult) -> StatusRecord:
+    rec = StatusRecord(t.source, res.kind, res.status, res.reason, res.frames, res.faces, 0, round(res.seconds, 4),
+                       t.size, t.mtime_ns, t.sha256, t.key, None, res.worker, time.time())
+    if res.rows is not None and len(res.rows):
+        try:
+            arch.write_part(rec, res.rows)
+        except OSError as exc:
+            from ferkit.errors import OutputError
+
+            raise OutputError(f"cannot write to {arch.parts}: {exc.strerror or exc}") from None
+    return rec

@@ -1,0 +1,7 @@
+"""Embeddings of faces: autoencoders (dense, convolutional), k-means labelling, semi-supervised heads,
+t-SNE / UMAP plots and per-class mean faces."""
+
+from .autoencoder import AEClassifier, ConvAE, DenseAE, train_autoencoder
+from .cluster import cluster_accuracy, majority_labelling
+
+__all__ = ["AEClassifier", "ConvAE", "DenseAE", "cluster_accuracy", "majority_labelling", "train_autoencoder"]

@@ -1,0 +1,162 @@
+"""Heat maps: attention rollout (Abnar & Zuidema 2020), RAN region weights, Grad-CAM (Selvaraju et al. 2017)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..models.ran import RAN
+from ..models.transformers import LandmarkTransformer, ViT
+
+
+def rollout(attns: list[torch.Tensor], head_fusion: str = "mean", residual: bool = True) -> torch.Tensor:
+    """Attention rollout: relevance ``(B, T - 1)`` of each token for the class token (token 0).
+
+    ``attns``: per layer ``(B, heads, T, T)`` (rows = queries). Heads are fused (mean / max / min), the
+    residual connection is modelled as ``0.5 A + 0.5 I`` with rows renormalised, layers are multiplied.
+    """
+    joint: torch.Tensor | None = None
+    for a in attns:
+        a = {"mean": a.mean(1), "max": a.amax(1), "min": a.amin(1)}[head_fusion]
+        if residual:
+            a = 0.5 * a + 0.5 * torch.eye(a.shape[-1], dtype=a.dtype, device=a.device)
+        a = a / a.sum(-1, keepdim=True)
+        joint = a if joint is None else a @ joint
+    if joint is None:
+        raise ValueError("no attention maps: run a forward pass with keep_attention(True)")
+    return joint[:, 0, 1:]
+
+
+def paint_boxes(weights: torch.Tensor | np.ndarray, boxes: torch.Tensor | np.ndarray, size: int = 48) -> np.ndarray:
+    """Heat map ``(size, size)``: each normalised box ``(cx, cy, w, h)`` adds its weight over its area."""
+    heat = np.zeros((size, size), np.float64)
+    for wgt, (cx, cy, w, h) in zip(np.asarray(weights, np.float64), np.asarray(boxes, np.float64)):
+        x0, x1 = int(max(0, round((cx - w / 2) * size))), int(min(size, round((cx + w / 2) * size)))
+        y0, y1 = int(max(0, round((cy - h / 2) * size))), int(min(size, round((cy + h / 2) * size)))
+        heat[y0:y1, x0:x1] += wgt
+    return heat
+
+
+def _norm(h: np.ndarray) -> np.ndarray:
+    h = h - h.min()
+    return (h / h.max() if h.max() > 0 else h).astype(np.float32)
+
+
+@torch.no_grad()
+def transformer_heatmap(net: nn.Module, x: torch.Tensor, size: int = 48) -> tuple[np.ndarray, torch.Tensor,
+                                                                                    dict[str, Any]]:
+    """Rollout heat map of a ViT / landmark transformer (``net`` = FERNet) for one face ``(1, 1, H, W)``."""
+    bb = net.backbone
+    bb.tf.keep_attention(True)
+    try:
+        logits = net(x)
+        rel = rollout(bb.tf.attention_maps())[0]
+    finally:
+        bb.tf.keep_attention(False)
+    info: dict[str, Any] = {"method": "attention rollout"}
+    if isinstance(bb, ViT):
+        g = bb.grid
+        heat = F.interpolate(rel.reshape(1, 1, g, g), size=(size, size), mode="bilinear", align_corners=False)
+        return _norm(heat[0, 0].numpy()), logits, info
+    nr = bb.n_region_tokens
+    heat = paint_boxes(rel[:nr], bb.boxes, size)
+    if bb.n_cnn_tokens:
+        g = int(round(bb.n_cnn_tokens**0.5))
+        heat += F.interpolate(rel[nr:].reshape(1, 1, g, g), size=(size, size), mode="nearest")[0, 0].numpy()
+    info["tokens"] = {n: float(v) for n, v in zip(bb.region_names, rel[:nr])}
+    info["cnn_tokens_total"] = float(rel[nr:].sum())
+    return _norm(heat), logits, info
+
+
+@torch.no_grad()
+def ran_heatmap(net: nn.Module, x: torch.Tensor, size: int = 48) -> tuple[np.ndarray, torch.Tensor, dict[str, Any]]:
+    """RAN region weights (self-attention x relation attention, normalised) painted over the crops."""
+    bb: RAN = net.backbone
+    logits = net(x)
+    mu, nu = bb.last_weights
+    w = (mu * nu)[0]
+    w = w / w.sum()
+    heat = paint_boxes(w[1:], bb.boxes, size) + float(w[0])
+    info = {"method": "RAN region weights (mu * nu, normalised)",
+            "weights": {n: float(v) for n, v in zip(bb.names, w)},
+            "self_attention": {n: float(v) for n, v in zip(bb.names, mu[0])}}
+    return _norm(heat), logits, info
+
+
+def last_conv(model: nn.Module) -> nn.Conv2d:
+    """The last ``Conv2d`` of a model (Grad-CAM target) whose output is still a spatial map."""
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    if not convs:
+        raise ValueError("model has no Conv2d layer for Grad-CAM")
+    return convs[-1]
+
+
+def gradcam(net: nn.Module, x: torch.Tensor, target: int | None = None, layer: nn.Module | None = None,
+            size: int = 48) -> tuple[np.ndarray, torch.Tensor, dict[str, Any]]:
+    """Grad-CAM of class ``target`` (default: the predicted one) at ``layer`` (default: the last conv whose
+    output is larger than 1x1)."""
+    net.eval()
+    acts: list[torch.Tensor] = []
+    convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
+    shapes: dict[int, tuple[int, ...]] = {}
+    hs = [m.register_forward_hook(lambda mod, i, o: shapes.__setitem__(id(mod), tuple(o.shape))) for m in convs]
+    with torch.no_grad():
+        net(x)
+    for h in hs:
+        h.remove()
+    if layer is None:
+        spatial = [m for m in convs if shapes.get(id(m), (1, 1, 1, 1))[-1] > 1]
+        layer = (spatial or convs)[-1]
+    hook = layer.register_forward_hook(lambda mod, i, o: acts.append(o))
+    try:
+        with torch.enable_grad():
+            logits = net(x)
+            a = acts[-1]
+            cls = int(logits[0].argmax()) if target is None else target
+            (g,) = torch.autograd.grad(logits[0, cls], a)
+    finally:
+        hook.remove()
+    w = g.mean(dim=(2, 3), keepdim=True)
+    cam = torch.relu((w * a).sum(1, keepdim=True))
+    cam = F.interpolate(cam, size=(size, size), mode="bilinear", align_corners=False)[0, 0].detach().numpy()
+    return _norm(cam), logits.detach(), {"method": "Grad-CAM", "layer_shape": list(a.shape[1:]), "class": cls}
+
+
+def explain(net: nn.Module, face: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Heat map ``(48, 48)`` in [0, 1], class probabilities and details for a uint8 face ``(48, 48)``."""
+    x = torch.from_numpy(face.astype(np.float32)[None, None] / 255)
+    net.eval()
+    bb = getattr(net, "backbone", net)
+    if isinstance(bb, (ViT, LandmarkTransformer)):
+        heat, logits, info = transformer_heatmap(net, x)
+    elif isinstance(bb, RAN):
+        heat, logits, info = ran_heatmap(net, x)
+    else:
+        heat, logits, info = gradcam(net, x)
+    return heat, torch.softmax(logits[0], 0).numpy(), info
+
+
+def render(face: np.ndarray, heat: np.ndarray, probs: np.ndarray, classes: list[str] | tuple[str, ...],
+           title: str = "", info: dict[str, Any] | None = None, scale: int = 4) -> np.ndarray:
+    """BGR image: the face, the heat map over it, and a text panel (top classes, region weights)."""
+    import cv2
+
+    s = face.shape[0] * scale
+    f = cv2.resize(face, (s, s), interpolation=cv2.INTER_CUBIC)
+    f3 = cv2.cvtColor(f, cv2.COLOR_GRAY2BGR)
+    hm = cv2.applyColorMap((cv2.resize(heat, (s, s)) * 255).astype(np.uint8), cv2.COLORMAP_JET)
+    over = cv2.addWeighted(f3, 0.55, hm, 0.45, 0)
+    panel = np.full((s, 2 * s), 255, np.uint8)
+    lines = [title, (info or {}).get("method", "")]
+    for i in np.argsort(probs)[::-1][:3]:
+        lines.append(f"{classes[i]}: {probs[i]:.2f}")
+    weights = (info or {}).get("weights") or (info or {}).get("tokens")
+    if weights:
+        lines += [f"{k}: {v:.3f}" for k, v in sorted(weights.items(), key=lambda kv: -kv[1])[:8]]
+    for j, t in enumerate(lines):
+        cv2.putText(panel, t[:40], (6, 16 + 15 * j), cv2.FONT_HERSHEY_SIMPLEX, 0.42, 0, 1, cv2.LINE_AA)
+    return np.hstack([f3, over, cv2.cvtColor(panel, cv2.COLOR_GRAY2BGR)])

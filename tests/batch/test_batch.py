@@ -1,0 +1,121 @@
+"""Batch jobs: results, status table, resuming, idempotence, changed inputs, exit codes, SIGKILL."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from ferkit.batch import Archive, read_archive, run_batch
+from ferkit.results import BASE_COLUMNS
+
+from .conftest import make_inputs
+
+SRC = str(Path(__file__).resolve().parents[2] / "src")
+
+
+def test_first_run_rows_and_status(local_job):
+    inputs, out, s = local_job
+    assert (s.total, s.ok, s.no_face, s.failed, s.analysed, s.skipped) == (6, 3, 1, 2, 6, 0)
+    assert "2 failed" in s.describe().replace("; ", " ") or "failed" in s.describe()
+    st = pd.read_csv(out / "status.csv").set_index("source")
+    assert st.loc[str(inputs / "multi_face.jpg"), "faces"] == 5
+    assert st.loc[str(inputs / "free-mountain-vector-01.jpg"), "status"] == "no_face"
+    assert st.loc[str(inputs / "bad.jpg"), "status"] == "failed"
+    assert "trunc.jpg" in st.loc[str(inputs / "trunc.jpg"), "reason"]
+    assert (st["seconds"] >= 0).all()
+    df = read_archive(out)
+    assert list(df.columns[:len(BASE_COLUMNS)]) == list(BASE_COLUMNS)
+    assert "happy" in df.columns and "contempt" in df.columns
+    assert len(df) == s.rows == 7
+    assert not df.duplicated(["source", "frame", "face_id"]).any()
+    assert len(list((out / "parts").iterdir())) == 3  # one part per input with faces
+
+
+def test_rerun_is_idempotent(local_job):
+    inputs, out, _ = local_job
+    before = (out / "parts").iterdir()
+    names = sorted(p.name for p in before)
+    s = run_batch([inputs], out, workers=2)
+    assert (s.analysed, s.skipped, s.failed) == (0, 6, 2)
+    assert sorted(p.name for p in (out / "parts").iterdir()) == names
+    assert len(read_archive(out)) == 7
+
+
+def test_changed_input_redone_and_superseded(samples, tmp_path):
+    inputs = make_inputs(samples, tmp_path / "in")
+    out = tmp_path / "out"
+    run_batch([inputs], out, workers=1)
+    target = inputs / "single_face.jpg"
+    shutil.copyfile(samples / "multi_face.jpg", target)  # now 5 faces
+    os.utime(target, ns=(time.time_ns(), time.time_ns() + 10**9))
+    s = run_batch([inputs], out, workers=1)
+    assert s.analysed == 1 and s.skipped == 5
+    df = read_archive(out)
+    assert (df["source"] == str(target)).sum() == 5
+    assert len(list((out / "parts").iterdir())) == 3  # the old part was deleted
+    s = run_batch([inputs], out, workers=1, retry_failed=True)
+    assert s.analysed == 2 and s.failed == 2  # only the failed ones are redone
+
+
+def test_cli_exit_codes(samples, tmp_path, capsys):
+    from ferkit.cli import main
+
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "x.jpg").write_text("nope")
+    assert main(["batch", str(bad), "-o", str(tmp_path / "o1"), "-q", "--workers", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "1 failed" in err and "not an image" in err
+    assert main(["batch", str(samples / "single_face.jpg"), str(bad / "x.jpg"), "-o", str(tmp_path / "o2"),
+                 "--workers", "1", "-q"]) == 1
+    assert main(["batch", str(samples / "single_face.jpg"), "-o", str(tmp_path / "o2"), "-q"]) == 0
+
+
+def test_second_run_on_locked_folder_refused(tmp_path):
+    from ferkit.errors import OutputError
+
+    with Archive(tmp_path / "job"), pytest.raises(OutputError, match="another batch run"):
+        run_batch([str(tmp_path)], tmp_path / "job")
+
+
+def test_sigkill_then_resume(samples, tmp_path):
+    """Kill the whole job (driver and workers) mid-way with SIGKILL; the re-run does only the rest."""
+    inputs = make_inputs(samples, tmp_path / "in", copies=4)  # 18 inputs
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    cmd = [sys.executable, "-m", "ferkit", "batch", str(inputs), "-o", str(out), "--workers", "1", "-q"]
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    log = out / "status.jsonl"
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if log.is_file() and log.read_bytes().count(b"\n") >= 4:
+                break
+            time.sleep(0.05)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=20)
+    assert proc.returncode == -signal.SIGKILL, "the job finished before it could be killed"
+    done_before = Archive(out, create=False).records()
+    assert 4 <= len(done_before) < 18
+    s = run_batch([inputs], out, workers=1)
+    assert s.skipped == len(done_before) and s.analysed == 18 - len(done_before)
+    after = Archive(out, create=False).records()
+    assert len(after) == 18
+    for src, rec in done_before.items():  # finished files were not redone
+        assert after[src].finished_at == rec.finished_at
+    df = read_archive(out)
+    assert not df.duplicated(["source", "frame", "face_id"]).any()
+    assert len(df) == 4 * 7
+    referenced = {r.part for r in after.values() if r.part}
+    assert {p.name for p in (out / "parts").iterdir()} == referenced  # no orphan or temporary file left

@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import numpy as np
+
+from ferkit.compare import _best, make_subsets, markdown, occlusion_sample
+
+
+def _doc() -> dict:
+    classes = ["a", "b"]
+    res = []
+    for name, acc, var in [("m1", 0.8, 0.02), ("m2", 0.7, 0.01)]:
+        res.append({"name": name, "accuracy": acc, "mean_class_top1": acc, "var_class_top1": var,
+                    "top2_accuracy": acc + 0.1, "mean_class_top2": acc, "var_class_top2": var, "macro_f1": acc,
+                    "params": 1e6, "macs": 2e6, "faces_per_s": 100.0 if name == "m1" else 200.0, "budget": "x",
+                    "per_class_top1": {"a": 0.9, "b": 0.1}, "per_class_top2": {"a": 1.0, "b": None},
+                    "subsets": {"occ_eyes": 0.5}})
+    return {"meta": {"classes": classes, "test": "t", "n_test_scored": 10, "speed": "s",
+                     "subset_sizes": {"occ_eyes": 5}}, "results": res}
+
+
+def test_markdown_marks_best() -> None:
+    md = markdown(_doc())
+    assert "| m1 | **0.8000** |" in md
+    assert "**0.0100**" in md  # lowest variance
+    assert "**200**" in md  # fastest
+    assert "–" in md  # missing value
+    assert _best([1.0, float("nan"), 3.0], True) == {2}
+    assert _best([1.0, 1.0, 3.0], False) == {0, 1}
+
+
+def test_subsets_reproducible() -> None:
+    imgs = (np.random.default_rng(0).random((50, 48, 48)) * 255).astype(np.uint8)
+    labels = np.array([-1, 0, 1, 2, 3] * 10)
+    s1 = make_subsets(imgs, labels, None, n_occ=12)
+    s2 = make_subsets(imgs, labels, None, n_occ=12)
+    assert list(s1) == ["occ_clean", "occ_eyes", "occ_mouth", "occ_random"]
+    for k in s1:
+        assert np.array_equal(s1[k][0], s2[k][0]) and np.array_equal(s1[k][1], s2[k][1])
+    idx = occlusion_sample(labels, 12)
+    assert len(idx) == 12 and (labels[idx] >= 0).all()
+
+
+def test_cli_registers_research_commands() -> None:
+    from ferkit.cli import build_parser
+
+    p = build_parser()
+    args = p.parse_args(["explain", "face.png", "--model", "ferplus_rf48_kd", "-o", "out.png"])
+    assert callable(args.func) and args.model == "ferplus_rf48_kd"
+    assert callable(p.parse_args(["compare", "--no-speed"]).func)

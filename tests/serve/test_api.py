@@ -1,0 +1,104 @@
+"""The HTTP API: results, limits, bad requests, token."""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+
+import numpy as np
+from PIL import Image
+
+from .conftest import TOKEN
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def _post(client, data: bytes, name: str = "photo.jpg", ctype: str = "image/jpeg", **kw):
+    return client.post("/v1/analyze", files={"file": (name, data, ctype)}, headers=AUTH, **kw)
+
+
+def test_healthz_and_token(client):
+    assert client.get("/healthz").status_code == 401
+    assert client.get("/healthz", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    r = client.get("/healthz", headers=AUTH)
+    assert r.status_code == 200 and r.json()["status"] == "ok" and "happy" in r.json()["classes"]
+    assert client.get("/openapi.json").status_code == 401
+    spec = client.get("/openapi.json", headers=AUTH).json()
+    assert "/v1/analyze" in spec["paths"]
+    assert client.get("/").status_code == 401
+    page = client.get(f"/?token={TOKEN}")
+    assert page.status_code == 200 and "<script>" in page.text and "http" not in page.text.split("<script>")[1][:0]
+
+
+def test_page_is_self_contained(client):
+    html = client.get("/", headers=AUTH).text
+    assert "src=\"http" not in html and "href=\"http" not in html and "cdn" not in html.lower()
+
+
+def test_analyze_photo(client, samples):
+    r = _post(client, (samples / "multi_face.jpg").read_bytes(), "multi_face.jpg")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["kind"] == "image" and body["width"] == 1000 and body["status"]["faces"] == 5
+    row = body["rows"][0]
+    for col in ("source", "frame", "time_s", "face_id", "x", "y", "w", "h", "det_score", "emotion", "sentiment",
+                "angry", "contempt"):
+        assert col in row
+    assert row["source"] == "multi_face.jpg"
+    no = _post(client, (samples / "free-mountain-vector-01.jpg").read_bytes())
+    assert no.status_code == 200 and no.json()["rows"] == [] and no.json()["status"]["status"] == "no_face"
+
+
+def test_analyze_video(client, samples):
+    r = _post(client, (samples / "single_face.mp4").read_bytes(), "clip.mp4", "video/mp4")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["kind"] == "video" and body["duration_s"] > 1
+    times = sorted({row["time_s"] for row in body["rows"]})
+    assert len(times) >= 8 and times[1] - times[0] > 0.15  # ~5 analysed frames per second
+
+
+def test_bad_requests(client, app, samples):
+    assert client.post("/v1/analyze", headers=AUTH).status_code == 415  # empty body, no content type
+    r = client.post("/v1/analyze", headers={**AUTH, "Content-Type": "multipart/form-data; boundary=xyz"}, content=b"")
+    assert r.status_code in (400, 422) and r.json()["detail"]  # empty multipart body: no file
+    r = client.post("/v1/analyze", headers=AUTH, files={"other": ("a.jpg", b"x", "image/jpeg")})
+    assert r.status_code == 422  # no 'file' field
+    r = _post(client, b"")
+    assert r.status_code == 400 and "empty" in r.json()["detail"]
+    r = _post(client, (samples / "single_face.jpg").read_bytes()[:4000])
+    assert r.status_code == 422 and "photo.jpg" in r.json()["detail"]
+    r = _post(client, b"hello, this is text", "notes.txt", "text/plain")
+    assert r.status_code == 415
+    r = client.post("/v1/analyze", headers={**AUTH, "Content-Type": "application/json"}, content=b'{"a": 1}')
+    assert r.status_code == 415
+    r = client.post("/v1/analyze", headers={**AUTH, "Content-Type": "image/jpeg"},
+                    content=(samples / "single_face.jpg").read_bytes())
+    assert r.status_code == 415
+    r = _post(client, os.urandom(3_200_000))
+    assert r.status_code == 413 and "too large" in r.json()["detail"]
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((1800, 2400, 3), np.uint8)).save(buf, "PNG")  # 4.3 MP, a few KB
+    r = _post(client, buf.getvalue(), "big.png", "image/png")
+    assert r.status_code == 422 and "pixels" in r.json()["detail"]
+    s = app.state.settings
+    old, s.max_video_s = s.max_video_s, 1.0
+    try:
+        r = _post(client, (samples / "single_face.mp4").read_bytes(), "clip.mp4", "video/mp4")
+    finally:
+        s.max_video_s = old
+    assert r.status_code == 422 and "too long" in r.json()["detail"]
+    r = client.post("/v1/analyze", files={"file": ("a.jpg", b"x", "image/jpeg")})
+    assert r.status_code == 401  # the token is checked first
+
+
+def test_path_like_file_name_is_only_a_label(client, samples, tmp_path):
+    before = set(os.listdir(tempfile.gettempdir()))
+    r = _post(client, (samples / "single_face.jpg").read_bytes(), "../../../tmp/evil/..\\x.jpg")
+    assert r.status_code == 200
+    assert r.json()["filename"] == "x.jpg" and r.json()["rows"][0]["source"] == "x.jpg"
+    assert not os.path.exists("/tmp/evil")
+    r = _post(client, (samples / "single_face.mp4").read_bytes(), "/etc/passwd", "video/mp4")
+    assert r.status_code == 200 and r.json()["filename"] == "passwd"
+    assert {n for n in set(os.listdir(tempfile.gettempdir())) - before if n.startswith("ferkit-upload")} == set()
