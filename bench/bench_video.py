@@ -100,8 +100,8 @@ def bench_verdict(n_clips: int, seed: int) -> str:
     methods = {"majority": {"method": "majority"}, "mean": {"method": "mean"},
                "weighted 0.3": {"method": "weighted", "neutral_weight": 0.3},
                "weighted 0.5": {"method": "weighted", "neutral_weight": 0.5},
-               "peak 0.3 (default)": {"method": "peak", "peak_fraction": 0.3},
-               "peak 0.5": {"method": "peak", "peak_fraction": 0.5}}
+               "peak 0.3": {"method": "peak", "peak_fraction": 0.3},
+               "peak 0.5 (default)": {"method": "peak", "peak_fraction": 0.5}}
     grid = [(k, f) for k in (3, 5, 10) for f in (0.0, 0.3, 0.5, 0.7)]
     res = {m: {} for m in methods}
     neutral_recall = {m: [] for m in methods}

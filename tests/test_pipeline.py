@@ -134,6 +134,34 @@ def test_tracking_matches_every_frame_detection(az: Analyzer, samples: Path) -> 
     assert (tracked.emotions == every.emotions).mean() > 0.9
 
 
+@pytest.fixture(scope="module")
+def group_video(samples: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 40-frame pan over the group photo (five faces moving 3 px per frame)."""
+    import av
+
+    img = cv2.imread(str(samples / "multi_face.jpg"))
+    path = tmp_path_factory.mktemp("video") / "group.mp4"
+    with av.open(str(path), "w") as c:
+        st = c.add_stream("libx264" if "libx264" in av.codecs_available else "mpeg4", rate=25)
+        st.width, st.height, st.pix_fmt = 800, 600, "yuv420p"
+        for i in range(40):
+            frame = np.ascontiguousarray(img[40:640, 3 * i:3 * i + 800])
+            for packet in st.encode(av.VideoFrame.from_ndarray(frame, format="bgr24")):
+                c.mux(packet)
+        for packet in st.encode():
+            c.mux(packet)
+    return path
+
+
+def test_following_several_faces(az: Analyzer, group_video: Path) -> None:
+    res = az.analyze(group_video)
+    per_frame = np.bincount(res.frames, minlength=40)
+    assert (per_frame == 5).mean() > 0.9 and per_frame.max() == 5  # no duplicates
+    with Analyzer(workers=1, max_faces=2) as a:
+        two = a.analyze(group_video)
+    assert np.bincount(two.frames, minlength=40).max() == 2
+
+
 def test_parallel_ranges_equal_one_pass(samples: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A video cut into time ranges for 2 processes gives the same frames (none lost, none twice)."""
     monkeypatch.setattr(pipeline, "CHUNK_MIN_FRAMES", 6)

@@ -80,7 +80,7 @@ def add_video_options(p: argparse.ArgumentParser, with_track: bool = True) -> No
     g.add_argument("--min-quality", type=float, default=0.2, metavar="Q",
                    help="leave faces of quality below Q (0..1: size, detector score, head turn) out of summaries")
     g.add_argument("--verdict", choices=["peak", "mean", "majority", "weighted"], default="peak",
-                   help="clip verdict: peak (default: mean over the most expressive 30%% of frames), mean, "
+                   help="clip verdict: peak (default: mean over the most expressive half of the frames), mean, "
                         "majority, weighted (neutral down-weighted)")
     g.add_argument("--interval", type=float, metavar="S", help="summary interval in seconds (report tables)")
     if "--sentiment-map" not in p._option_string_actions:

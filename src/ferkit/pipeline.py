@@ -390,7 +390,9 @@ class _Engine:
                             det_box[j] = (dets.boxes[d], float(dets.scores[d]),
                                           None if dets.keypoints is None else dets.keypoints[d])
                             matched[d] = j
-                fresh = dets[matched < 0]
+                fresh = dets[matched < 0]  # sorted by score (detector output)
+                if cfg.max_faces is not None:
+                    fresh = fresh[: max(0, cfg.max_faces - n_old)]
                 if len(fresh):
                     new_rois = list(rois_from_detections(fresh, self.mesh.roi_scale))
                     new_info = [(fresh.boxes[i], float(fresh.scores[i]),
@@ -427,6 +429,9 @@ class _Engine:
                 b, s, kp = new_info[j - n_old]
                 if p < cfg.min_presence and s < cfg.confident_score:
                     continue  # not confirmed by the mesh: e.g. letters of an animated title
+                if next_tracks and _iou(_roi_box(cur_rois[j:j + 1]),
+                                        _roi_box(np.stack([t.roi for t in next_tracks]))).max() > 0.5:
+                    continue  # a face already followed (it moved too far for its box to match)
                 box, score = b, s
                 if p >= TRACK_PRESENCE:
                     next_tracks.append(_Track(cur_rois[j], b.copy(), cur_rois[j].copy(), s, b))
@@ -474,12 +479,16 @@ def _move_box(ref_box: np.ndarray, ref_roi: np.ndarray, roi: np.ndarray) -> np.n
     return np.array([cx - w / 2, cy - h / 2, w, h], np.float32)
 
 
+def _roi_box(rois: np.ndarray) -> np.ndarray:
+    """(n, 4) x, y, w, h squares of (n, 4) mesh ROIs (rotation ignored)."""
+    return np.concatenate([rois[:, :2] - rois[:, 2:3] / 2, rois[:, 2:3], rois[:, 2:3]], axis=1)
+
+
 def _dedupe(tracks: list[_Track]) -> list[_Track]:
     """Drop a followed face whose ROI overlaps an older one (two tracks converged on one face)."""
     if len(tracks) < 2:
         return tracks
-    rois = np.stack([t.roi for t in tracks])
-    sq = np.concatenate([rois[:, :2] - rois[:, 2:3] / 2, rois[:, 2:3], rois[:, 2:3]], axis=1)
+    sq = _roi_box(np.stack([t.roi for t in tracks]))
     iou = _iou(sq, sq)
     keep: list[int] = []
     for i in range(len(tracks)):

@@ -6,7 +6,7 @@ Verdict methods (:func:`verdict`) for a set of per-frame probability rows:
 * ``mean``: the class of highest mean probability;
 * ``weighted``: the mean with ``neutral`` down-weighted (``neutral_weight``);
 * ``peak`` (default): the class of highest mean probability over the most expressive ``peak_fraction`` of the
-  frames (the 30 % with the lowest ``neutral`` probability). A labelled clip is labelled by its apex: frames
+  frames (the half with the lowest ``neutral`` probability). A labelled clip is labelled by its apex: frames
   before and after are often neutral, so the plain mean and majority vote tend to answer ``neutral``. See
   ``docs/video/README.md`` for the measurements behind this choice.
 """
@@ -25,7 +25,7 @@ __all__ = ["VERDICT_METHODS", "class_columns", "face_quality", "summarize", "ver
 VerdictMethod = Literal["peak", "mean", "majority", "weighted"]
 VERDICT_METHODS: tuple[str, ...] = ("peak", "mean", "majority", "weighted")
 DEFAULT_VERDICT = "peak"
-PEAK_FRACTION = 0.3
+PEAK_FRACTION = 0.5
 NEUTRAL_WEIGHT = 0.3
 
 #: Face-size ramp for the quality score: shorter box side (px) judged useless / fully usable.

@@ -202,7 +202,7 @@ def _video_page(va: Any, source: str, thumbnails: bool, title: str | None, back:
 
 
 def _verdict_doc(method: str) -> str:
-    return {"peak": "highest mean probability over the 30 % most expressive frames (least neutral)",
+    return {"peak": "highest mean probability over the most expressive half of the frames (least neutral)",
             "mean": "highest mean probability", "majority": "most frequent per-frame top label",
             "weighted": "highest mean probability with neutral down-weighted"}.get(method, method)
 
