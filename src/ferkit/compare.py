@@ -268,10 +268,13 @@ def compare(entries: list[Entry] | None = None, out_dir: str | Path = "docs/rese
     return doc
 
 
-def _best(vals: list[float], higher: bool) -> set[int]:
-    arr = np.array([v if v == v else (-np.inf if higher else np.inf) for v in vals], float)
-    target = arr.max() if higher else arr.min()
-    return {i for i, v in enumerate(arr) if np.isclose(v, target, rtol=0, atol=1e-12)}
+def _best(vals: list[Any], higher: bool) -> set[int]:
+    """Indices of the best value(s) of a column (missing values never win)."""
+    ok = [(i, float(v)) for i, v in enumerate(vals) if v is not None and v == v]
+    if not ok:
+        return set()
+    target = max(v for _, v in ok) if higher else min(v for _, v in ok)
+    return {i for i, v in ok if np.isclose(v, target, rtol=0, atol=1e-12)}
 
 
 def _table(header: list[str], rows: list[list[Any]], fmts: list[str], higher: list[bool | None]) -> str:

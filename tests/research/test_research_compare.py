@@ -47,3 +47,8 @@ def test_cli_registers_research_commands() -> None:
     args = p.parse_args(["explain", "face.png", "--model", "ferplus_rf48_kd", "-o", "out.png"])
     assert callable(args.func) and args.model == "ferplus_rf48_kd"
     assert callable(p.parse_args(["compare", "--no-speed"]).func)
+
+
+def test_best_ignores_missing() -> None:
+    assert _best([float("nan"), None], True) == set()
+    assert _best([None, 0.5, 0.7], False) == {1}

@@ -84,15 +84,29 @@ def test_kfold_reports_mean_std(data_dir, tmp_path):
     assert cv["accuracy_std"] >= 0 and (tmp_path / "cv" / "cv.json").exists()
 
 
-def test_export_parity_and_card(small_sets, tmp_path, data_dir):
+@pytest.fixture(scope="module")
+def slice_dir(data_dir, tmp_path_factory):
+    """The real .npz layout, sliced to a few hundred rows per split (keeps export tests fast)."""
+    out = tmp_path_factory.mktemp("npz")
+    for name in ("fer2013_train.npz", "fer2013_val_public.npz", "fer2013_test_private.npz"):
+        src = data_dir / name
+        z = np.load(src if name != "fer2013_train.npz" else data_dir / "fer2013_val_public.npz")
+        keys = ("images", "label", "ferplus_votes", "class_names", "ferplus_columns")
+        np.savez(out / name, **{k: (z[k][:300] if z[k].ndim and k not in ("class_names", "ferplus_columns")
+                                    else z[k]) for k in keys})
+    return out
+
+
+def test_export_parity_and_card(small_sets, tmp_path, slice_dir, data_dir):
     pytest.importorskip("onnx")
     tr, va = small_sets
     run = tmp_path / "run"
-    Trainer(TrainConfig(model="resnet_fast", epochs=1, batch_size=128), run, train=tr, val=va, quiet=True).run()
+    Trainer(TrainConfig(model="mini_xception", epochs=1, batch_size=128), run, train=tr, val=va, quiet=True).run()
     from ferkit.inference import ExpressionModel
     from ferkit.training.export import export_runs, load_run_model, parity
 
-    card = export_runs([(run, None)], "tiny", tmp_path / "w", "ferplus", str(data_dir), evaluate_test=False)
+    card = export_runs([(run, None)], "tiny", tmp_path / "w", "ferplus", str(slice_dir), evaluate_test=True)
+    assert card["metrics"]["test"]["n"] > 200 and "test_flip_tta" in card["metrics"]
     assert card["onnx_torch_max_abs_diff"] < 1e-4
     model, _ = load_run_model(run)
     real = load_npz("test", "ferplus", data_dir).images[:32]
@@ -103,6 +117,6 @@ def test_export_parity_and_card(small_sets, tmp_path, data_dir):
     for key in ("classes", "input", "temperature", "params", "macs", "sha256", "metrics", "licence", "members"):
         assert key in card
     # A two-member ensemble exports too and stays a probability model.
-    card2 = export_runs([(run, None), (run, None)], "ens", tmp_path / "w", "ferplus", str(data_dir),
+    card2 = export_runs([(run, None), (run, None)], "ens", tmp_path / "w", "ferplus", str(slice_dir),
                         evaluate_test=False)
     assert card2["onnx_torch_max_abs_diff"] < 1e-4 and card2["kind"].startswith("ensemble")

@@ -109,6 +109,26 @@ def explain_grid(models: dict[str, object], faces: np.ndarray, labels: list[str]
     return Path(path)
 
 
+def subsets_figure(test_images: np.ndarray, path: str | Path, n: int = 10,
+                   mesh_cache: str | Path = "/work/runs/research/test_mesh.npz") -> Path:
+    """Rows of example faces: pose subsets (frontal, yaw, roll) and the three occluders."""
+    import cv2
+
+    from ..robustness import cached_mesh, occlude, pose_subsets
+
+    pts, pres = cached_mesh(test_images, mesh_cache)
+    sub = pose_subsets(pts, pres)
+    rows = [np.hstack(list(test_images[sub[k][:n]])) for k in ("pose_frontal", "pose_yaw", "pose_roll")]
+    rows += [np.hstack(list(occlude(test_images[:n], k))) for k in ("eyes", "mouth", "random")]
+    img = cv2.resize(np.vstack(rows), None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)
+    labels = ["pose_frontal", "pose_yaw", "pose_roll", "occ_eyes", "occ_mouth", "occ_random"]
+    img = np.hstack([np.full((img.shape[0], 110), 255, np.uint8), img])
+    for i, t in enumerate(labels):
+        cv2.putText(img, t, (4, 96 * i + 52), cv2.FONT_HERSHEY_SIMPLEX, 0.45, 0, 1, cv2.LINE_AA)
+    cv2.imwrite(str(path), img)
+    return Path(path)
+
+
 def make_plots(out_dir: str | Path = "docs/research", n_tsne: int = 1500, seed: int = 0,
                models: list[str] | None = None) -> list[Path]:
     """All research figures from the trained catalogue: ``tsne.png`` (+ ``umap.png``), ``mean_faces.png``,
@@ -141,6 +161,7 @@ def make_plots(out_dir: str | Path = "docs/research", n_tsne: int = 1500, seed: 
         paths.append(embedding_figure(embs, te.labels[idx], classes, out_dir / "umap.png", "umap", seed))
     m = tr.labels >= 0
     paths.append(mean_faces_figure(tr.images[m], tr.labels[m], classes, out_dir / "mean_faces.png"))
+    paths.append(subsets_figure(te.images, out_dir / "subsets.png"))
     pick = [int(np.flatnonzero(te.labels == c)[0]) for c in range(len(classes))]
     grid_nets = {n: nets[n] for n in ("ferplus_vit_cpu", "ferplus_lmt_cpu", "ferplus_ran_cpu", "ferplus_rf48_kd")
                  if n in nets}

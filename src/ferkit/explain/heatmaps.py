@@ -87,30 +87,24 @@ def ran_heatmap(net: nn.Module, x: torch.Tensor, size: int = 48) -> tuple[np.nda
     return _norm(heat), logits, info
 
 
-def last_conv(model: nn.Module) -> nn.Conv2d:
-    """The last ``Conv2d`` of a model (Grad-CAM target) whose output is still a spatial map."""
-    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
-    if not convs:
-        raise ValueError("model has no Conv2d layer for Grad-CAM")
-    return convs[-1]
-
-
 def gradcam(net: nn.Module, x: torch.Tensor, target: int | None = None, layer: nn.Module | None = None,
             size: int = 48) -> tuple[np.ndarray, torch.Tensor, dict[str, Any]]:
-    """Grad-CAM of class ``target`` (default: the predicted one) at ``layer`` (default: the last conv whose
-    output is larger than 1x1)."""
+    """Grad-CAM of class ``target`` (default: the predicted one) at ``layer`` (default: the last module to
+    produce a spatial map larger than 1x1, i.e. the final activated feature map before global pooling)."""
     net.eval()
-    acts: list[torch.Tensor] = []
-    convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
-    shapes: dict[int, tuple[int, ...]] = {}
-    hs = [m.register_forward_hook(lambda mod, i, o: shapes.__setitem__(id(mod), tuple(o.shape))) for m in convs]
-    with torch.no_grad():
-        net(x)
-    for h in hs:
-        h.remove()
     if layer is None:
-        spatial = [m for m in convs if shapes.get(id(m), (1, 1, 1, 1))[-1] > 1]
-        layer = (spatial or convs)[-1]
+        done: list[nn.Module] = []
+        hs = [m.register_forward_hook(
+            lambda mod, i, o: done.append(mod) if torch.is_tensor(o) and o.ndim == 4 and o.shape[-1] > 1 else None)
+            for m in net.modules() if m is not net]
+        with torch.no_grad():
+            net(x)
+        for h in hs:
+            h.remove()
+        if not done:
+            raise ValueError("model has no spatial feature map for Grad-CAM")
+        layer = done[-1]
+    acts: list[torch.Tensor] = []
     hook = layer.register_forward_hook(lambda mod, i, o: acts.append(o))
     try:
         with torch.enable_grad():
@@ -123,7 +117,8 @@ def gradcam(net: nn.Module, x: torch.Tensor, target: int | None = None, layer: n
     w = g.mean(dim=(2, 3), keepdim=True)
     cam = torch.relu((w * a).sum(1, keepdim=True))
     cam = F.interpolate(cam, size=(size, size), mode="bilinear", align_corners=False)[0, 0].detach().numpy()
-    return _norm(cam), logits.detach(), {"method": "Grad-CAM", "layer_shape": list(a.shape[1:]), "class": cls}
+    return _norm(cam), logits.detach(), {"method": "Grad-CAM", "layer": type(layer).__name__,
+                                         "layer_shape": list(a.shape[1:]), "class": cls}
 
 
 def explain(net: nn.Module, face: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
@@ -156,7 +151,7 @@ def render(face: np.ndarray, heat: np.ndarray, probs: np.ndarray, classes: list[
         lines.append(f"{classes[i]}: {probs[i]:.2f}")
     weights = (info or {}).get("weights") or (info or {}).get("tokens")
     if weights:
-        lines += [f"{k}: {v:.3f}" for k, v in sorted(weights.items(), key=lambda kv: -kv[1])[:8]]
+        lines += [f"{k}: {v:.3f}" for k, v in sorted(weights.items(), key=lambda kv: -kv[1])[:6]]
     for j, t in enumerate(lines):
         cv2.putText(panel, t[:40], (6, 16 + 15 * j), cv2.FONT_HERSHEY_SIMPLEX, 0.42, 0, 1, cv2.LINE_AA)
     return np.hstack([f3, over, cv2.cvtColor(panel, cv2.COLOR_GRAY2BGR)])
