@@ -87,8 +87,12 @@ def bench_video(video: Path, repeat: int) -> dict[str, dict[str, float]]:
     out = {}
     for name, ts in times.items():
         med = statistics.median(ts)
-        out[name] = {"seconds": med, "frames_kept": kept[name],
-                     "decoded_fps": info.n_frames / med, "kept_fps": kept[name] / med}
+        out[name] = {
+            "seconds": med,
+            "frames_kept": kept[name],
+            "decoded_fps": info.n_frames / med,
+            "kept_fps": kept[name] / med,
+        }
     return out
 
 
@@ -96,7 +100,9 @@ def bench_image(repeat: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "1mp.jpg"
         src = SAMPLES / "multi_face.jpg"
-        base = Image.open(src).convert("RGB") if src.exists() else Image.effect_mandelbrot((1224, 816), (-2, -1, 1, 1), 50)
+        base = (
+            Image.open(src).convert("RGB") if src.exists() else Image.effect_mandelbrot((1224, 816), (-2, -1, 1, 1), 50)
+        )
         base.convert("RGB").resize((1224, 816)).save(path, quality=90)
 
         def pil_naive() -> np.ndarray:
@@ -135,8 +141,10 @@ def main() -> None:
         return
     print(f"video: {args.video.name} (median of {args.repeat} runs, interleaved)")
     for name, r in video.items():
-        print(f"  {name:34s} {r['decoded_fps']:7.0f} decoded frames/s   ({r['frames_kept']} frames kept,"
-              f" {r['seconds'] * 1000:.0f} ms)")
+        print(
+            f"  {name:34s} {r['decoded_fps']:7.0f} decoded frames/s   ({r['frames_kept']} frames kept,"
+            f" {r['seconds'] * 1000:.0f} ms)"
+        )
     print("image: 1224x816 JPEG (1 MP), ms per load")
     for name, ms in image.items():
         print(f"  {name:34s} {ms:7.2f} ms")

@@ -34,9 +34,16 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     runs.mkdir(parents=True, exist_ok=True)
     data = Path("/tmp/ferdata")
-    subprocess.run([sys.executable, str(ROOT / "tools/gpu_unpack_data.py"), str(ROOT / ".carry"), str(data)], check=True)
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), FERKIT_DATA=str(data), OMP_NUM_THREADS="2",
-               FERKIT_EFFNET_WEIGHTS=str(ROOT / ".carry/efficientnet-lite0.pth"))
+    subprocess.run(
+        [sys.executable, str(ROOT / "tools/gpu_unpack_data.py"), str(ROOT / ".carry"), str(data)], check=True
+    )
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(ROOT / "src"),
+        FERKIT_DATA=str(data),
+        OMP_NUM_THREADS="2",
+        FERKIT_EFFNET_WEIGHTS=str(ROOT / ".carry/efficientnet-lite0.pth"),
+    )
     plan = json.loads(Path(args.plan).read_text())
     procs = {}
     budget = args.minutes - (time.time() - t0) / 60
@@ -46,9 +53,20 @@ def main() -> None:
         d = runs / entry["name"]
         d.mkdir(exist_ok=True)
         (d / "plan_config.json").write_text(json.dumps(cfg))
-        cmd = [sys.executable, "-m", "ferkit", "train", "--config", str(d / "plan_config.json"), "-o", str(d), "--quiet"]
-        procs[entry["name"]] = subprocess.Popen(cmd, env=env, stdout=open(d / "stdout.txt", "w"),
-                                                stderr=open(d / "stderr.txt", "w"))
+        cmd = [
+            sys.executable,
+            "-m",
+            "ferkit",
+            "train",
+            "--config",
+            str(d / "plan_config.json"),
+            "-o",
+            str(d),
+            "--quiet",
+        ]
+        procs[entry["name"]] = subprocess.Popen(
+            cmd, env=env, stdout=open(d / "stdout.txt", "w"), stderr=open(d / "stderr.txt", "w")
+        )
     last_report = 0.0
     while any(p.poll() is None for p in procs.values()):
         if time.time() - t0 > args.minutes * 60:
@@ -65,9 +83,9 @@ def main() -> None:
                 print(f"[{(time.time() - t0) / 60:.1f} min] {name}: {tail}", flush=True)
         time.sleep(5)
     subprocess.run("nvidia-smi || true", shell=True, stdout=open(runs / "nvidia-smi.txt", "w"))
-    import torch
-
     import shutil
+
+    import torch
 
     ck_dir = Path("/tmp/ferkit_ckpt")
     shutil.rmtree(ck_dir, ignore_errors=True)
@@ -85,7 +103,9 @@ def main() -> None:
         d = runs / entry["name"]
         if (d / "best.pt").exists():
             ck = torch.load(d / "best.pt", map_location="cpu", weights_only=False)
-            cands.append((entry.get("priority", 0), -ck["val_acc"], entry["name"], ck, entry.get("group", entry["name"])))
+            cands.append(
+                (entry.get("priority", 0), -ck["val_acc"], entry["name"], ck, entry.get("group", entry["name"]))
+            )
     used, groups = 0.0, set()
     for _, neg_acc, name, ck, group in sorted(cands, key=lambda c: (c[0], c[1])):
         if group in groups:

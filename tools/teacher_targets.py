@@ -27,12 +27,22 @@ def _ort_logits(model: torch.nn.Module, images: np.ndarray) -> np.ndarray:
     import onnxruntime as ort
 
     buf = io.BytesIO()
-    torch.onnx.export(model, torch.rand(1, 1, 48, 48), buf, input_names=["x"], output_names=["y"],
-                      dynamic_axes={"x": {0: "b"}}, opset_version=17, dynamo=False)
+    torch.onnx.export(
+        model,
+        torch.rand(1, 1, 48, 48),
+        buf,
+        input_names=["x"],
+        output_names=["y"],
+        dynamic_axes={"x": {0: "b"}},
+        opset_version=17,
+        dynamo=False,
+    )
     so = ort.SessionOptions()
     so.intra_op_num_threads = 2
     sess = ort.InferenceSession(buf.getvalue(), so, providers=["CPUExecutionProvider"])
-    out = [sess.run(None, {"x": images[i:i + 256, None].astype(np.float32) / 255})[0] for i in range(0, len(images), 256)]
+    out = [
+        sess.run(None, {"x": images[i : i + 256, None].astype(np.float32) / 255})[0] for i in range(0, len(images), 256)
+    ]
     return np.concatenate(out)
 
 

@@ -21,18 +21,40 @@ def test_models_lists_shipped_and_registered(capsys):
 def test_eval_json_on_a_slice(tmp_path, data_dir, capsys):
     z = np.load(data_dir / "fer2013_test_private.npz")
     for name in ("fer2013_train.npz", "fer2013_val_public.npz", "fer2013_test_private.npz"):
-        np.savez(tmp_path / name, images=z["images"][:200], label=z["label"][:200],
-                 ferplus_votes=z["ferplus_votes"][:200], class_names=z["class_names"],
-                 ferplus_columns=z["ferplus_columns"])
+        np.savez(
+            tmp_path / name,
+            images=z["images"][:200],
+            label=z["label"][:200],
+            ferplus_votes=z["ferplus_votes"][:200],
+            class_names=z["class_names"],
+            ferplus_columns=z["ferplus_columns"],
+        )
     png = tmp_path / "cm.png"
-    assert main(["eval", "--model", "default", "--data", str(tmp_path), "--split", "test", "--json",
-                 "--confusion", str(png)]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--model",
+                "default",
+                "--data",
+                str(tmp_path),
+                "--split",
+                "test",
+                "--json",
+                "--confusion",
+                str(png),
+            ]
+        )
+        == 0
+    )
     rep = json.loads(capsys.readouterr().out)
     assert rep["n"] + rep["n_excluded"] <= 200 and 0.6 < rep["accuracy"] <= 1.0
     assert set(rep["per_class"]) == {"angry", "disgust", "fear", "happy", "sad", "surprise", "neutral", "contempt"}
     assert png.stat().st_size > 1000
     # FER2013 labels (7 classes) against the 8-class default: contempt is dropped and renormalised.
-    assert main(["eval", "--model", "default", "--data", "fer2013", "--data-dir", str(tmp_path), "--split", "test"]) == 0
+    assert (
+        main(["eval", "--model", "default", "--data", "fer2013", "--data-dir", str(tmp_path), "--split", "test"]) == 0
+    )
     assert "| mean over classes |" in capsys.readouterr().out
 
 

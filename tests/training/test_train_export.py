@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from ferkit.training.data import load_npz
-from ferkit.training.trainer import Trainer, TrainConfig, stratified_folds, train
+from ferkit.training.trainer import TrainConfig, Trainer, stratified_folds, train
 
 
 @pytest.fixture(scope="module")

@@ -42,7 +42,9 @@ def resolve_model(name_or_path: str | Path) -> tuple[Path, Path]:
     if cand.exists():
         return cand, cand.with_suffix(".json")
     shipped = sorted(f.stem for f in WEIGHTS_DIR.glob("*.onnx"))
-    raise ModelError(f"unknown model {str(name_or_path)!r}: shipped models are {shipped}, or give a path to a .onnx file")
+    raise ModelError(
+        f"unknown model {str(name_or_path)!r}: shipped models are {shipped}, or give a path to a .onnx file"
+    )
 
 
 def list_shipped() -> list[dict[str, Any]]:

@@ -57,7 +57,9 @@ def count_macs(model: nn.Module, size: int, channels: int = 1) -> int:
     def hook(mod: nn.Module, inp: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
         nonlocal total
         if isinstance(mod, nn.Conv2d):
-            total += out.numel() // out.shape[0] * (mod.in_channels // mod.groups) * mod.kernel_size[0] * mod.kernel_size[1]
+            total += (
+                out.numel() // out.shape[0] * (mod.in_channels // mod.groups) * mod.kernel_size[0] * mod.kernel_size[1]
+            )
         elif isinstance(mod, nn.Linear):
             total += mod.in_features * mod.out_features
 
@@ -76,9 +78,17 @@ def to_onnx(model: nn.Module, path: str | Path, size: int = 48, channels: int = 
     with torch.no_grad():
         # No constant folding: batch norms stay separate so weights keep their exact (fp16-rounded) values;
         # onnxruntime fuses them at load time.
-        torch.onnx.export(model, torch.rand(2, channels, size, size), buf, input_names=["input"],
-                          output_names=["output"], dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
-                          opset_version=17, dynamo=False, do_constant_folding=False)
+        torch.onnx.export(
+            model,
+            torch.rand(2, channels, size, size),
+            buf,
+            input_names=["input"],
+            output_names=["output"],
+            dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
+            opset_version=17,
+            dynamo=False,
+            do_constant_folding=False,
+        )
     data = compress_fp16(buf.getvalue())
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_bytes(data)
@@ -103,8 +113,11 @@ def compress_fp16(onnx_bytes: bytes, min_size: int = 64) -> bytes:
             if np.array_equal(half.astype(np.float32), arr):
                 new = numpy_helper.from_array(half, init.name + "__fp16")
                 keep.append(new)
-                casts.append(helper.make_node("Cast", [new.name], [init.name], to=onnx.TensorProto.FLOAT,
-                                              name=init.name + "__cast"))
+                casts.append(
+                    helper.make_node(
+                        "Cast", [new.name], [init.name], to=onnx.TensorProto.FLOAT, name=init.name + "__cast"
+                    )
+                )
                 continue
         keep.append(init)
     if casts:
@@ -138,10 +151,14 @@ def base_card(name: str, classes: list[str], size: int = 48, channels: int = 1) 
         "card_version": 1,
         "classes": list(classes),
         "input": {
-            "name": "input", "shape": ["batch", channels, size, size], "size": size, "channels": channels,
-            "color": "grey" if channels == 1 else "BGR", "scale": "pixels / 255 (float32 in [0, 1])",
+            "name": "input",
+            "shape": ["batch", channels, size, size],
+            "size": size,
+            "channels": channels,
+            "color": "grey" if channels == 1 else "BGR",
+            "scale": "pixels / 255 (float32 in [0, 1])",
             "face_crop": "similarity-aligned face, ferkit.face.align FER_TEMPLATE (eyes at 0.39 of the height), "
-                         "as FER2013 crops",
+            "as FER2013 crops",
         },
         "output": {"name": "output", "probabilities": "softmax(output / temperature)"},
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -183,17 +200,27 @@ def export_runs(
         model, cfg = load_run_model(run, ck)
         x = torch.from_numpy(val.images[:, None].astype(np.float32) / 255)
         with torch.no_grad():
-            z = torch.cat([model(x[i:i + 512]) for i in range(0, len(x), 512)]).numpy()
+            z = torch.cat([model(x[i : i + 512]) for i in range(0, len(x), 512)]).numpy()
         t = fit_temperature(z, val.labels)
         rep = classification_report(val.labels, softmax(z, t), val.classes)
-        run_metrics = json.loads((Path(run) / "metrics.json").read_text()) if (Path(run) / "metrics.json").exists() else {}
-        member_info.append({
-            "run": Path(run).name, "model": cfg["model"], "model_kwargs": cfg.get("model_kwargs", {}),
-            "val_accuracy": rep["accuracy"], "val_per_class_top1": {c: v["top1"] for c, v in rep["per_class"].items()},
-            "temperature": t, "config": cfg, "train_wall_s": run_metrics.get("wall_s"),
-            "train_hardware": run_metrics.get("hardware"), "epochs_run": run_metrics.get("epochs_run"),
-            "best_epoch": run_metrics.get("best_epoch"),
-        })
+        run_metrics = (
+            json.loads((Path(run) / "metrics.json").read_text()) if (Path(run) / "metrics.json").exists() else {}
+        )
+        member_info.append(
+            {
+                "run": Path(run).name,
+                "model": cfg["model"],
+                "model_kwargs": cfg.get("model_kwargs", {}),
+                "val_accuracy": rep["accuracy"],
+                "val_per_class_top1": {c: v["top1"] for c, v in rep["per_class"].items()},
+                "temperature": t,
+                "config": cfg,
+                "train_wall_s": run_metrics.get("wall_s"),
+                "train_hardware": run_metrics.get("hardware"),
+                "epochs_run": run_metrics.get("epochs_run"),
+                "best_epoch": run_metrics.get("best_epoch"),
+            }
+        )
         models.append(model)
         cfgs.append(cfg)
     classes = list(val.classes)
@@ -215,23 +242,29 @@ def export_runs(
     temp = fit_model_temperature(em, data, data_dir)
     val_raw = evaluate_model(em, data, "val", data_dir, temperature=1.0)
     val_cal = evaluate_model(em, data, "val", data_dir, temperature=temp)
-    card.update({
-        "kind": kind,
-        "members": member_info,
-        "temperature": temp,
-        "params": int(sum(p.numel() for p in net.parameters())),
-        "macs": count_macs(net, 48),
-        "size_bytes": onnx_path.stat().st_size,
-        "sha256": sha256(onnx_path),
-        "onnx_torch_max_abs_diff": diff,
-        "data": {"dataset": data, "train": "FER2013 Training", "validation": "FER2013 PublicTest",
-                 "test": "FER2013 PrivateTest",
-                 "labels": "FER+ crowd votes (label.csv), 8 emotions" if data == "ferplus" else "FER2013 labels, 7"},
-        "metrics": {"val": val_cal, "val_uncalibrated_ece": val_raw["ece"], "val_calibrated_ece": val_cal["ece"]},
-        "licence": LICENCE_NOTE,
-        "command": command,
-        "notes": notes,
-    })
+    card.update(
+        {
+            "kind": kind,
+            "members": member_info,
+            "temperature": temp,
+            "params": int(sum(p.numel() for p in net.parameters())),
+            "macs": count_macs(net, 48),
+            "size_bytes": onnx_path.stat().st_size,
+            "sha256": sha256(onnx_path),
+            "onnx_torch_max_abs_diff": diff,
+            "data": {
+                "dataset": data,
+                "train": "FER2013 Training",
+                "validation": "FER2013 PublicTest",
+                "test": "FER2013 PrivateTest",
+                "labels": "FER+ crowd votes (label.csv), 8 emotions" if data == "ferplus" else "FER2013 labels, 7",
+            },
+            "metrics": {"val": val_cal, "val_uncalibrated_ece": val_raw["ece"], "val_calibrated_ece": val_cal["ece"]},
+            "licence": LICENCE_NOTE,
+            "command": command,
+            "notes": notes,
+        }
+    )
     if evaluate_test:
         card["metrics"]["test"] = evaluate_model(em, data, "test", data_dir, temperature=temp)
         card["metrics"]["test_flip_tta"] = evaluate_model(em, data, "test", data_dir, temperature=temp, flip=True)

@@ -150,13 +150,20 @@ def head_parameters(model: nn.Module) -> list[nn.Parameter]:
 
 
 @torch.no_grad()
-def predict_logits(model: nn.Module, images: torch.Tensor, device: torch.device, batch: int = 512,
-                   crop: float = 1.0, amp: bool = False, flip: bool = False) -> np.ndarray:
+def predict_logits(
+    model: nn.Module,
+    images: torch.Tensor,
+    device: torch.device,
+    batch: int = 512,
+    crop: float = 1.0,
+    amp: bool = False,
+    flip: bool = False,
+) -> np.ndarray:
     """Logits for uint8 ``(n, c, h, w)`` images (optionally averaged with the mirrored image)."""
     model.eval()
     out = []
     for i in range(0, len(images), batch):
-        x = images[i:i + batch].to(device, non_blocking=True).float().div_(255)
+        x = images[i : i + batch].to(device, non_blocking=True).float().div_(255)
         x = close_crop(x, crop)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda"):
             z = model(x).float()
@@ -180,8 +187,14 @@ def _lr_factor(cfg: TrainConfig, epoch_f: float, total: int) -> float:
 class Trainer:
     """Trains one model; ``run()`` returns the final metrics dict. Resumes from ``last.pt`` if present."""
 
-    def __init__(self, cfg: TrainConfig, run_dir: str | Path, train: FaceSet | None = None,
-                 val: FaceSet | None = None, quiet: bool = False) -> None:
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        run_dir: str | Path,
+        train: FaceSet | None = None,
+        val: FaceSet | None = None,
+        quiet: bool = False,
+    ) -> None:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -197,7 +210,9 @@ class Trainer:
         if cfg.soft_targets and train is None:
             soft = np.load(cfg.soft_targets).astype(np.float32)
             if soft.shape != self.train_set.targets.shape:
-                raise ValueError(f"soft targets {soft.shape} do not match the training set {self.train_set.targets.shape}")
+                raise ValueError(
+                    f"soft targets {soft.shape} do not match the training set {self.train_set.targets.shape}"
+                )
             votes = self.train_set.targets / np.maximum(self.train_set.targets.sum(1, keepdims=True), 1e-8)
             self.train_set.targets = ((1 - cfg.soft_weight) * votes + cfg.soft_weight * soft).astype(np.float32)
         if cfg.drop_unscored_train:
@@ -225,8 +240,11 @@ class Trainer:
         self.y_train = self.train_set.labels
         self.x_val = to_tensor_images(self.val_set.images, cfg.channels)
         counts = self.train_set.class_counts()
-        self.weights = (torch.from_numpy(class_weights(counts, cfg.class_weight_power)).to(dev)
-                        if cfg.class_weight_power > 0 else None)
+        self.weights = (
+            torch.from_numpy(class_weights(counts, cfg.class_weight_power)).to(dev)
+            if cfg.class_weight_power > 0
+            else None
+        )
         self.minority = torch.from_numpy(counts < np.median(counts)).to(dev)
         self.gen = torch.Generator(device=dev)
         self.gen.manual_seed(cfg.seed)
@@ -313,7 +331,6 @@ class Trainer:
             if not self.quiet:
                 print(f"resuming {self.run_dir} at epoch {start_epoch}", file=sys.stderr)
         rng = np.random.default_rng(cfg.seed + 1000 * start_epoch)
-        steps_per_epoch = max(1, math.ceil(len(self.epoch_indices(np.random.default_rng(0))) / cfg.batch_size))
         bad_epochs = 0 if best_epoch < 0 else max(0, start_epoch - 1 - best_epoch)
         try:
             from tqdm.auto import tqdm
@@ -334,7 +351,7 @@ class Trainer:
             bar = tqdm(it, desc=f"epoch {epoch + 1}/{total_epochs}", leave=False, disable=self.quiet) if tqdm else it
             loss_sum, seen = torch.zeros((), device=dev), 0
             for s in bar:
-                b = idx[s * cfg.batch_size:(s + 1) * cfg.batch_size]
+                b = idx[s * cfg.batch_size : (s + 1) * cfg.batch_size]
                 if len(b) < 2:
                     continue
                 ep_f = epoch + s / n_steps
@@ -362,9 +379,14 @@ class Trainer:
                     x = lam * x + (1 - lam) * x[perm]
                 with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.amp and dev.type == "cuda"):
                     logits = model(x)
-                kw = dict(scheme=cfg.scheme, weights=self.weights, ml_threshold=cfg.ml_threshold,
-                          label_smoothing=cfg.label_smoothing, drop_single=cfg.drop_single_votes,
-                          generator=self.gen)
+                kw = dict(
+                    scheme=cfg.scheme,
+                    weights=self.weights,
+                    ml_threshold=cfg.ml_threshold,
+                    label_smoothing=cfg.label_smoothing,
+                    drop_single=cfg.drop_single_votes,
+                    generator=self.gen,
+                )
                 loss = scheme_loss(logits, t, **kw)
                 if cfg.mixup > 0:
                     loss = lam * loss + (1 - lam) * scheme_loss(logits, t[perm], **kw)
@@ -385,8 +407,14 @@ class Trainer:
             val_acc, _ = self.evaluate(eval_model)
             train_loss = float(loss_sum) / max(seen, 1)
             ep_time = time.time() - t_ep
-            rec = {"epoch": epoch + 1, "train_loss": round(train_loss, 5), "val_acc": round(val_acc, 5),
-                   "lr": lr, "time_s": round(ep_time, 2), "head_only": head_only}
+            rec = {
+                "epoch": epoch + 1,
+                "train_loss": round(train_loss, 5),
+                "val_acc": round(val_acc, 5),
+                "lr": lr,
+                "time_s": round(ep_time, 2),
+                "head_only": head_only,
+            }
             history.append(rec)
             self.log(rec)
             if not self.quiet:
@@ -396,10 +424,21 @@ class Trainer:
                 self.save(self.run_dir / "best.pt", model=eval_model.state_dict(), epoch=epoch, val_acc=val_acc)
             else:
                 bad_epochs += 1
-            self.save(last, model=model.state_dict(), ema=self.ema.module.state_dict() if self.ema else None,
-                      opt=opt.state_dict(), epoch=epoch, best_acc=best_acc, best_epoch=best_epoch,
-                      total_epochs=total_epochs, cfg_epochs=cfg.epochs, history=history, wall_s=time.time() - wall0,
-                      rng_cpu=torch.get_rng_state(), rng_dev=self.gen.get_state())
+            self.save(
+                last,
+                model=model.state_dict(),
+                ema=self.ema.module.state_dict() if self.ema else None,
+                opt=opt.state_dict(),
+                epoch=epoch,
+                best_acc=best_acc,
+                best_epoch=best_epoch,
+                total_epochs=total_epochs,
+                cfg_epochs=cfg.epochs,
+                history=history,
+                wall_s=time.time() - wall0,
+                rng_cpu=torch.get_rng_state(),
+                rng_dev=self.gen.get_state(),
+            )
             epoch += 1
             if cfg.deadline_min > 0 and time.time() - wall0 >= cfg.deadline_min * 60:
                 self.log({"note": f"deadline of {cfg.deadline_min} min reached after epoch {epoch}"})
@@ -415,10 +454,17 @@ class Trainer:
         report = classification_report(self.val_set.labels, softmax(val_logits), self.classes)
         report_t = classification_report(self.val_set.labels, softmax(val_logits, temp), self.classes)
         metrics = {
-            "model": cfg.model, "classes": list(self.classes), "best_epoch": best_epoch + 1,
-            "epochs_run": len(history), "val": report, "temperature": temp, "val_ece_calibrated": report_t["ece"],
-            "train_images": len(self.train_set), "val_images": len(self.val_set),
-            "wall_s": round(time.time() - wall0, 1), "device": str(dev),
+            "model": cfg.model,
+            "classes": list(self.classes),
+            "best_epoch": best_epoch + 1,
+            "epochs_run": len(history),
+            "val": report,
+            "temperature": temp,
+            "val_ece_calibrated": report_t["ece"],
+            "train_images": len(self.train_set),
+            "val_images": len(self.val_set),
+            "wall_s": round(time.time() - wall0, 1),
+            "device": str(dev),
             "hardware": torch.cuda.get_device_name(0) if dev.type == "cuda" else platform.processor() or "cpu",
             "params": sum(p.numel() for p in model.parameters()),
         }
@@ -441,15 +487,19 @@ def train(cfg: TrainConfig, run_dir: str | Path, quiet: bool = False) -> dict[st
         train_idx = np.setdiff1d(np.arange(len(full)), val_idx)
         fcfg = copy.deepcopy(cfg)
         fcfg.folds, fcfg.fold = 0, i
-        m = Trainer(fcfg, Path(run_dir) / f"fold{i}", train=full.subset(train_idx), val=full.subset(val_idx),
-                    quiet=quiet).run()
+        m = Trainer(
+            fcfg, Path(run_dir) / f"fold{i}", train=full.subset(train_idx), val=full.subset(val_idx), quiet=quiet
+        ).run()
         results.append(m)
     accs = np.array([m["val"]["accuracy"] for m in results])
     f1s = np.array([m["val"]["macro_f1"] for m in results])
     per_class = {c: [m["val"]["per_class"][c]["top1"] for m in results] for c in results[0]["classes"]}
     cv = {
-        "folds": cfg.folds, "accuracy_mean": float(accs.mean()), "accuracy_std": float(accs.std(ddof=1)),
-        "macro_f1_mean": float(f1s.mean()), "macro_f1_std": float(f1s.std(ddof=1)),
+        "folds": cfg.folds,
+        "accuracy_mean": float(accs.mean()),
+        "accuracy_std": float(accs.std(ddof=1)),
+        "macro_f1_mean": float(f1s.mean()),
+        "macro_f1_std": float(f1s.std(ddof=1)),
         "fold_accuracy": accs.tolist(),
         "per_class_top1_mean": {c: float(np.nanmean(np.array(v, dtype=float))) for c, v in per_class.items()},
         "per_class_top1_std": {c: float(np.nanstd(np.array(v, dtype=float), ddof=1)) for c, v in per_class.items()},
