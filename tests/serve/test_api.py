@@ -102,3 +102,10 @@ def test_path_like_file_name_is_only_a_label(client, samples, tmp_path):
     r = _post(client, (samples / "single_face.mp4").read_bytes(), "/etc/passwd", "video/mp4")
     assert r.status_code == 200 and r.json()["filename"] == "passwd"
     assert {n for n in set(os.listdir(tempfile.gettempdir())) - before if n.startswith("ferkit-upload")} == set()
+
+
+def test_docs_work_offline(client):
+    html = client.get(f"/docs?token={TOKEN}").text
+    assert "cdn." not in html and "/static-offline-docs/swagger-ui-bundle.js" in html
+    js = client.get("/static-offline-docs/swagger-ui-bundle.js")
+    assert js.status_code == 200 and len(js.content) > 100_000

@@ -144,12 +144,17 @@ class _Guard:
         auth = headers.get("authorization", "")
         if auth[:7].lower() == "bearer " and hmac.compare_digest(auth[7:].strip().encode(), token.encode()):
             return True
+        if scope.get("method") == "GET" and str(scope.get("path", "")).startswith(DOCS_STATIC + "/"):
+            return True  # Swagger UI's own JS/CSS: public files, no data
         if scope.get("method") == "GET" and scope.get("path") in ("/", "/docs", "/openapi.json"):
             from urllib.parse import parse_qs
 
             q = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token", [""])[0]
             return hmac.compare_digest(q.encode(), token.encode())
         return False
+
+
+DOCS_STATIC = "/static-offline-docs"
 
 
 def _too_large(limit: int) -> str:
@@ -211,7 +216,13 @@ def create_app(settings: ServeSettings | None = None) -> Any:
     if s.token is None:
         s.token = os.environ.get(TOKEN_ENV) or None
     pool = _Pool(s.analyzers, s.options, s.video_fps)
-    app = FastAPI(title="ferkit", version=ferkit.__version__,
+    try:  # Swagger UI's files from a package instead of a CDN, so /docs works offline.
+        from fastapi_offline import FastAPIOffline as _App
+
+        extra: dict[str, Any] = {"redoc_url": None}
+    except ImportError:  # pragma: no cover - the [serve] extra installs it
+        _App, extra = FastAPI, {}
+    app = _App(title="ferkit", version=ferkit.__version__, **extra,
                   description="Facial expression recognition: upload a photo or a short video, get one row per face "
                               "per analysed frame. Send `Authorization: Bearer TOKEN` when the server has a token.")
     app.add_middleware(_Guard, settings=s)
