@@ -392,6 +392,10 @@ def main() -> None:
                                 f"{fer['photos_256px']['with_face']}/{args.photos} (256 px)" if fer else "") + ".")
     if mem:
         lines += ["", memory_report(mem, None)]
+    else:
+        lines += ["", "Memory on a 1-hour 1080p video: `bench/results/analyze_memory.md` "
+                      "(`python bench/bench_analyze.py --memory-only --memory-every 30 "
+                      "--out bench/results/analyze_memory.md`)."]
     text = "\n".join(lines) + "\n"
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)

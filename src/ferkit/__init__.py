@@ -23,6 +23,8 @@ __all__ = [
     "SourceStatus",
     "__version__",
     "analyze",
+    "list_models",
+    "load_model",
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -35,10 +37,13 @@ _LAZY = {
     "AnalysisResults": "ferkit.results",
     "FaceRow": "ferkit.results",
     "SourceStatus": "ferkit.results",
+    "load_model": "ferkit.inference",
+    "list_models": "ferkit.inference",
 }
 
 
-_SUBMODULES = frozenset({"annotate", "errors", "face", "inference", "io", "labels", "pipeline", "results"})
+_SUBMODULES = frozenset({"annotate", "batch", "errors", "evaluation", "face", "inference", "io", "labels", "pipeline",
+                         "results", "search", "video"})
 
 
 def __getattr__(name: str) -> Any:
