@@ -19,7 +19,7 @@ EPILOG = """examples:
   ferkit analyze clip.mov --fps 5 --format jsonl | head
 
 output columns: source, frame, time_s, face_id, x, y, w, h, det_score, emotion, sentiment,
-sentiment_score, one probability per class (angry ... contempt), [landmarks: 468 [x, y] points]
+sentiment_score, sharpness, one probability per class (angry ... contempt), [landmarks: 468 [x, y] points]
 exit status: 0 all inputs analysed, 1 some failed or stopped early, 2 nothing analysed / usage error"""
 
 

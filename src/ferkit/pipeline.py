@@ -143,6 +143,15 @@ class _Config:
 # ================================================================================================ engine
 
 
+def crop_sharpness(crops: np.ndarray) -> np.ndarray:
+    """Variance of the 4-neighbour Laplacian of each face crop ``(n, S, S[, 3])`` uint8 -> ``(n,)`` float32."""
+    c = crops.astype(np.float32)
+    if c.ndim == 4:
+        c = c @ np.array([0.114, 0.587, 0.299], np.float32)  # BGR -> grey
+    lap = 4 * c[:, 1:-1, 1:-1] - c[:, :-2, 1:-1] - c[:, 2:, 1:-1] - c[:, 1:-1, :-2] - c[:, 1:-1, 2:]
+    return lap.reshape(len(c), -1).var(1).astype(np.float32)
+
+
 @dataclass
 class _Faces:
     """Faces of one frame before classification."""
@@ -192,6 +201,7 @@ class _Engine:
             return FaceTable.empty(source, len(self.classes), self.cfg.landmarks)
         crops = np.concatenate([f.crops for f in frames if len(f.boxes)])
         probs = self.model.predict(crops)
+        sharp = crop_sharpness(crops)
         lm = None
         if self.cfg.landmarks:
             lm = np.concatenate([f.points if f.points is not None else np.full((len(f.boxes), 468, 2), np.nan,
@@ -206,6 +216,7 @@ class _Engine:
             np.concatenate([f.scores for f in frames if len(f.boxes)]).astype(np.float32),
             probs.astype(np.float32),
             lm,
+            sharp,
         )
 
     def _to_model(self, crops: np.ndarray) -> np.ndarray:

@@ -9,6 +9,8 @@ Rows are stored column-wise (numpy arrays in :class:`FaceTable` chunks, one sour
 * ``frame`` is the frame number in the video (0 for a photo), ``time_s`` its presentation time.
 * ``face_id`` numbers the faces of one frame (0, 1, ...), unless a tracker assigned ids that are stable across
   frames (``Analyzer(tracker=...)``).
+* ``sharpness`` is the variance of the Laplacian of the aligned grey face crop (48 px): about 700-4,000 for
+  sharp faces, below ~60 for visibly blurred ones (used by the video quality flags).
 * ``x, y, w, h`` is the face box in pixels of the (upright) image; ``det_score`` the detector's confidence
   (for a frame where the face was followed by the landmark tracker rather than detected: the score of its last
   detection; ``NaN`` for an input that was taken as a face crop).
@@ -44,7 +46,7 @@ __all__ = [
 #: Columns before the per-class probability columns.
 BASE_COLUMNS: tuple[str, ...] = (
     "source", "frame", "time_s", "face_id", "x", "y", "w", "h", "det_score", "emotion", "sentiment",
-    "sentiment_score",
+    "sentiment_score", "sharpness",
 )
 
 Status = Literal["ok", "no_face", "partial", "failed"]
@@ -116,15 +118,19 @@ class FaceTable:
     det_score: np.ndarray
     probs: np.ndarray
     landmarks: np.ndarray | None = None
+    sharpness: np.ndarray | None = None  # (n,) float32 variance of the Laplacian of the aligned crop
 
     def __len__(self) -> int:
         return int(self.frame.shape[0])
+
+    def sharpness_or_nan(self) -> np.ndarray:
+        return self.sharpness if self.sharpness is not None else np.full(len(self), np.nan, np.float32)
 
     @classmethod
     def empty(cls, source: str, n_classes: int, landmarks: bool = False) -> FaceTable:
         return cls(source, np.zeros(0, np.int64), np.zeros(0, np.float64), np.zeros(0, np.int32),
                    np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, n_classes), np.float32),
-                   np.zeros((0, 468, 2), np.float32) if landmarks else None)
+                   np.zeros((0, 468, 2), np.float32) if landmarks else None, np.zeros(0, np.float32))
 
     @classmethod
     def concat(cls, tables: Sequence[FaceTable]) -> FaceTable:
@@ -134,7 +140,7 @@ class FaceTable:
         lm = None if any(t.landmarks is None for t in tables) else np.concatenate([t.landmarks for t in tables])
         return cls(tables[0].source, *(np.concatenate([getattr(t, k) for t in tables])
                                        for k in ("frame", "time_s", "face_id", "boxes", "det_score", "probs")),
-                   landmarks=lm)
+                   landmarks=lm, sharpness=np.concatenate([t.sharpness_or_nan() for t in tables]))
 
 
 def _sentiments(probs: np.ndarray, smat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -158,6 +164,7 @@ class FaceRow:
     sentiment_score: float
     probabilities: dict[str, float]
     landmarks: np.ndarray | None = None
+    sharpness: float = field(default=float("nan"), compare=False)  # NaN when unknown (NaN != NaN)
 
     def as_dict(self) -> dict[str, Any]:
         """The flat row (result columns)."""
@@ -165,7 +172,8 @@ class FaceRow:
         d: dict[str, Any] = {"source": self.source, "frame": self.frame, "time_s": self.time_s,
                              "face_id": self.face_id, "x": x, "y": y, "w": w, "h": h, "det_score": self.det_score,
                              "emotion": self.emotion, "sentiment": self.sentiment,
-                             "sentiment_score": self.sentiment_score, **self.probabilities}
+                             "sentiment_score": self.sentiment_score, "sharpness": self.sharpness,
+                             **self.probabilities}
         return d
 
 
@@ -383,6 +391,7 @@ def iter_rows(t: FaceTable, classes: Sequence[str], smat: np.ndarray, start: int
     sidx, sscore = _sentiments(probs, smat)
     arg = probs.argmax(1) if len(probs) else np.zeros(0, np.int64)
     boxes = t.boxes[sl].tolist()
+    sharp = t.sharpness_or_nan()
     for k, i in enumerate(range(start, start + len(probs))):
         lm = None
         if t.landmarks is not None:
@@ -390,7 +399,7 @@ def iter_rows(t: FaceTable, classes: Sequence[str], smat: np.ndarray, start: int
             lm = None if np.isnan(pts[0, 0]) else pts
         yield FaceRow(t.source, int(t.frame[i]), float(t.time_s[i]), int(t.face_id[i]), tuple(boxes[k]),
                       float(t.det_score[i]), classes[arg[k]], SENTIMENTS[sidx[k]], float(sscore[k]),
-                      dict(zip(classes, probs[k].tolist())), lm)
+                      dict(zip(classes, probs[k].tolist())), lm, float(sharp[i]))
 
 
 def _landmark_lists(lm: np.ndarray) -> list[list[list[float]] | None]:
@@ -416,6 +425,7 @@ def table_columns(t: FaceTable, classes: Sequence[str], smat: np.ndarray,
         "emotion": np.asarray(classes, dtype=object)[t.probs.argmax(1)] if n else np.zeros(0, object),
         "sentiment": np.asarray(SENTIMENTS, dtype=object)[sidx] if n else np.zeros(0, object),
         "sentiment_score": sscore,
+        "sharpness": t.sharpness_or_nan(),
     }
     for j, c in enumerate(classes):
         cols[c] = t.probs[:, j]

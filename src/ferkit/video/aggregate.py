@@ -32,6 +32,9 @@ NEUTRAL_WEIGHT = 0.3
 SIZE_MIN, SIZE_OK = 16.0, 48.0
 #: Detector score judged fully confident.
 SCORE_OK = 0.75
+#: Sharpness (variance of the Laplacian of the 48 px aligned grey crop) judged useless / fully usable: a Gaussian
+#: blur of sigma 2 px at that scale gives ~17, sigma 1.3 ~60; sharp FER2013 faces are 700-4,000.
+SHARP_MIN, SHARP_OK = 15.0, 60.0
 #: Head yaw ratio (nose offset from the eyes' midpoint / eye distance) judged fully frontal / useless.
 YAW_OK, YAW_MAX = 0.25, 0.8
 
@@ -42,10 +45,11 @@ def class_columns(df: Any) -> list[str]:
 
 
 def face_quality(boxes: np.ndarray, det_score: np.ndarray | None = None,
-                 landmarks: np.ndarray | None = None) -> np.ndarray:
+                 landmarks: np.ndarray | None = None, sharpness: np.ndarray | None = None) -> np.ndarray:
     """Quality in [0, 1] per face: the product of a size term (shorter box side, 16 px -> 0, 48 px -> 1), a
     detector-confidence term (score / 0.75, NaN counts as sure) and, with 468-point landmarks, a frontalness
-    term (nose tip offset from the eyes' midpoint relative to the eye distance: 0.25 -> 1, 0.8 -> 0)."""
+    term (nose tip offset from the eyes' midpoint relative to the eye distance: 0.25 -> 1, 0.8 -> 0) and, with the
+    pipeline's ``sharpness`` column, a blur term (15 -> 0, 60 -> 1; NaN counts as sharp)."""
     b = np.asarray(boxes, np.float64).reshape(-1, 4)
     side = np.minimum(b[:, 2], b[:, 3])
     q = np.clip((side - SIZE_MIN) / (SIZE_OK - SIZE_MIN), 0.0, 1.0)
@@ -54,6 +58,9 @@ def face_quality(boxes: np.ndarray, det_score: np.ndarray | None = None,
         q = q * np.clip(np.where(np.isnan(s), 1.0, s / SCORE_OK), 0.0, 1.0)
     if landmarks is not None:
         q = q * _frontal(np.asarray(landmarks, np.float64))
+    if sharpness is not None:
+        sh = np.asarray(sharpness, np.float64)
+        q = q * np.where(np.isnan(sh), 1.0, np.clip((sh - SHARP_MIN) / (SHARP_OK - SHARP_MIN), 0.0, 1.0))
     return q.astype(np.float32)
 
 

@@ -122,7 +122,8 @@ class VideoAnalytics:
         options.setdefault("sentiment_map", results.sentiment_map)
         df = results.to_pandas()
         if results.landmarks is not None and len(df):
-            df["quality"] = face_quality(results.boxes, results.det_scores, results.landmarks)
+            sharp = df["sharpness"].to_numpy(np.float64) if "sharpness" in df.columns else None
+            df["quality"] = face_quality(results.boxes, results.det_scores, results.landmarks, sharp)
         va = cls(df, statuses=results.statuses, **options)
         if not va.classes:
             va.classes = list(results.classes)
@@ -171,7 +172,8 @@ class VideoAnalytics:
         df["sentiment_score"] = (s[:, 2] - s[:, 0]).astype(np.float32)
         if "quality" not in df.columns:
             det = df["det_score"].to_numpy(np.float64) if "det_score" in df.columns else None
-            df["quality"] = face_quality(df[["x", "y", "w", "h"]].to_numpy(np.float64), det)
+            sharp = df["sharpness"].to_numpy(np.float64) if "sharpness" in df.columns else None
+            df["quality"] = face_quality(df[["x", "y", "w", "h"]].to_numpy(np.float64), det, sharpness=sharp)
         df["low_quality"] = df["quality"].to_numpy() < st.min_quality
         return df
 
