@@ -1,3 +1,5 @@
+"""Shared fixtures: the FER2013 .npz folder beside the checkout (skips when absent)."""
+
 from __future__ import annotations
 
 import sys
@@ -5,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT / "src") not in sys.path:
     sys.path.insert(0, str(ROOT / "src"))
 
