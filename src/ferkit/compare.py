@@ -9,6 +9,7 @@ Temperatures and ensemble weights come from the validation split (PublicTest) on
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,10 @@ from torch import nn
 from .evaluation.metrics import classification_report, fit_temperature, softmax
 from .training.data import load_npz
 
-RUNS = Path("/work/runs")
+#: Where the checkpoints live (not in git): ``$FERKIT_RUNS``, default ``/work/runs`` as on the training machine.
+RUNS = Path(os.environ.get("FERKIT_RUNS", "/work/runs"))
+COMPARE_CACHE = RUNS / "research" / "compare_cache"
+MESH_CACHE = RUNS / "research" / "test_mesh.npz"
 #: (run name, folder holding ``<name>/`` and ``<name>.pt``); research runs keep ``best.pt`` in their run dir.
 BASELINES: list[tuple[str, str]] = [
     ("ferplus_rf48_kd", "gpu3"), ("ferplus_resnetfast_cel", "gpu2"), ("ferplus_resnetfast_mv", "gpu2"),
@@ -203,8 +207,8 @@ def ensemble_probs(members: list[dict[str, Any]], key: str, weights: np.ndarray)
 
 
 def compare(entries: list[Entry] | None = None, out_dir: str | Path = "docs/research",
-            cache: str | Path = "/work/runs/research/compare_cache", speed: bool = True,
-            mesh_cache: str | Path | None = "/work/runs/research/test_mesh.npz", n_occ: int = 1000,
+            cache: str | Path = COMPARE_CACHE, speed: bool = True,
+            mesh_cache: str | Path | None = MESH_CACHE, n_occ: int = 1000,
             log: Any = None) -> dict[str, Any]:
     """Evaluate ``entries`` (default: the whole catalogue) + their ensemble; write compare.{json,md,csv}."""
     torch.set_num_threads(1)

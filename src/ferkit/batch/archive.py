@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ferkit.errors import OutputError
+from ferkit.io._files import file_sha256
 
 __all__ = ["STATUS_COLUMNS", "Archive", "StatusRecord", "file_key", "iter_archive_rows", "read_archive"]
 
@@ -62,18 +63,11 @@ class StatusRecord:
         return cls(**{k: d.get(k) for k in STATUS_COLUMNS if k in d})
 
 
-def _sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
 
 def file_key(path: str, digest: str, use_hash: bool = False) -> tuple[str, int, int, str | None]:
     """(key, size, mtime_ns, sha256) of a file for the analysis options ``digest``; raises ``OSError``."""
     st = os.stat(path)
-    sha = _sha256(path) if use_hash else None
+    sha = file_sha256(path) if use_hash else None
     ident = f"sha256={sha}" if sha else f"mtime_ns={st.st_mtime_ns}"
     return f"size={st.st_size};{ident};options={digest}", st.st_size, st.st_mtime_ns, sha
 

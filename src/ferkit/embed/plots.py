@@ -110,12 +110,16 @@ def explain_grid(models: dict[str, object], faces: np.ndarray, labels: list[str]
 
 
 def subsets_figure(test_images: np.ndarray, path: str | Path, n: int = 10,
-                   mesh_cache: str | Path = "/work/runs/research/test_mesh.npz") -> Path:
+                   mesh_cache: str | Path | None = None) -> Path:
     """Rows of example faces: pose subsets (frontal, yaw, roll) and the three occluders."""
     import cv2
 
     from ..robustness import cached_mesh, occlude, pose_subsets
 
+    if mesh_cache is None:
+        from ..compare import MESH_CACHE
+
+        mesh_cache = MESH_CACHE
     pts, pres = cached_mesh(test_images, mesh_cache)
     sub = pose_subsets(pts, pres)
     rows = [np.hstack(list(test_images[sub[k][:n]])) for k in ("pose_frontal", "pose_yaw", "pose_roll")]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import io
 import json
 import platform
@@ -142,7 +141,9 @@ def parity(model: nn.Module, onnx_path: str | Path, images: np.ndarray) -> float
 
 
 def sha256(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    from ..io._files import file_sha256
+
+    return file_sha256(path)
 
 
 def base_card(name: str, classes: list[str], size: int = 48, channels: int = 1) -> dict[str, Any]:
