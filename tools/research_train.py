@@ -21,9 +21,10 @@ from ferkit.training.trainer import TrainConfig, train  # noqa: E402
 
 #: name -> (registered model, model kwargs, wall-clock budget in minutes, lr)
 PLAN: dict[str, tuple[str, dict, float, float]] = {
-    "ferplus_ran_cpu": ("ran", {}, 12.0, 2e-3),
-    "ferplus_lmt_cpu": ("landmark_transformer", {}, 8.0, 1e-3),
-    "ferplus_vit_cpu": ("vit_tiny", {}, 8.0, 1e-3),
+    "ferplus_ran_cpu": ("ran", {}, 40.0, 2e-3),
+    "ferplus_ranmesh_cpu": ("ran", {"placement": "mesh"}, 40.0, 2e-3),
+    "ferplus_lmt_cpu": ("landmark_transformer", {}, 30.0, 1e-3),
+    "ferplus_vit_cpu": ("vit_tiny", {}, 30.0, 1e-3),
 }
 
 
@@ -32,14 +33,17 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("runs", nargs="*", default=list(PLAN))
     ap.add_argument("--minutes", type=float, default=0.0, help="override every budget")
     ap.add_argument("--out", default="/work/runs/research")
+    ap.add_argument("--resume", action="store_true", help="continue an interrupted run (default: start afresh)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     for name in args.runs:
         model, kwargs, minutes, lr = PLAN[name]
-        cfg = TrainConfig(model=model, model_kwargs=kwargs, data="ferplus", scheme="cel", epochs=20, batch_size=64,
+        cfg = TrainConfig(model=model, model_kwargs=kwargs, data="ferplus", scheme="cel", epochs=40, batch_size=64,
                           lr=lr, warmup_epochs=0.3, deadline_min=args.minutes or minutes, workers_threads=1,
                           device="cpu", patience=0, seed=0)
         run_dir = Path(args.out) / name
+        if run_dir.exists() and not args.resume:
+            shutil.rmtree(run_dir)
         metrics = train(cfg, run_dir, quiet=True)
         doc = ROOT / "docs" / "research" / "runs" / name
         doc.mkdir(parents=True, exist_ok=True)

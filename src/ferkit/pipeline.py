@@ -163,6 +163,7 @@ class _Faces:
     crops: np.ndarray  # (n, S, S[, 3]) uint8
     points: np.ndarray | None  # (n, 468, 2) float32, NaN rows where the mesh failed
     image: np.ndarray | None = None  # kept only for annotation
+    regions: np.ndarray | None = None  # (n, R, 4) mesh-placed region boxes, for models that take them
 
 
 @dataclass
@@ -200,7 +201,10 @@ class _Engine:
         if n == 0:
             return FaceTable.empty(source, len(self.classes), self.cfg.landmarks)
         crops = np.concatenate([f.crops for f in frames if len(f.boxes)])
-        probs = self.model.predict(crops)
+        boxes = None
+        if self.model.wants_boxes:
+            boxes = np.concatenate([f.regions for f in frames if len(f.boxes)])
+        probs = self.model.predict(crops, boxes=boxes)
         sharp = crop_sharpness(crops)
         lm = None
         if self.cfg.landmarks:
@@ -226,11 +230,21 @@ class _Engine:
         return crops
 
     # -- faces of one image -----------------------------------------------------------------------------------
-    def _align(self, img: np.ndarray, dets: Any, marks: Any) -> np.ndarray:
+    def _align(self, img: np.ndarray, dets: Any, marks: Any) -> tuple[np.ndarray, np.ndarray | None]:
+        """Model-ready aligned crops and, for models that take them, region boxes placed by the mesh points
+        mapped into each crop (template boxes where the mesh failed)."""
         from ferkit.face import align_faces
 
-        crops, _ = align_faces(img, dets, (self.size, self.size), landmarks=marks, min_presence=TRACK_PRESENCE)
-        return self._to_model(crops)
+        crops, mats = align_faces(img, dets, (self.size, self.size), landmarks=marks, min_presence=TRACK_PRESENCE)
+        regions = None
+        if self.model.wants_boxes:
+            from ferkit.face.regions import boxes_from_mesh
+
+            pts = marks.points[..., :2].astype(np.float64)
+            crop_pts = np.einsum("nij,npj->npi", mats[:, :, :2], pts) + mats[:, None, :, 2]
+            regions = boxes_from_mesh(crop_pts.astype(np.float32), self.size, self.model.region_names,
+                                      presence=marks.presence, min_presence=TRACK_PRESENCE)
+        return self._to_model(crops), regions
 
     def _points(self, marks: Any) -> np.ndarray | None:
         if not self.cfg.landmarks:
@@ -244,12 +258,18 @@ class _Engine:
         h, w = img.shape[:2]
         s = self.size
         crop = cv2.resize(img, (s, s), interpolation=cv2.INTER_AREA if min(h, w) > s else cv2.INTER_LINEAR)
-        points = None
-        if self.cfg.landmarks:
+        points = regions = None
+        if self.cfg.landmarks or self.model.wants_boxes:
             marks = self.mesh.run(img, np.array([[w / 2, h / 2, max(w, h), 0.0]], np.float32))
             points = self._points(marks)
+            if self.model.wants_boxes:
+                from ferkit.face.regions import boxes_from_mesh
+
+                crop_pts = marks.points[..., :2] * np.array([s / w, s / h], np.float32)
+                regions = boxes_from_mesh(crop_pts, s, self.model.region_names, presence=marks.presence,
+                                          min_presence=TRACK_PRESENCE)
         return _Faces(index, time_s, np.array([[0, 0, w, h]], np.float32), np.full(1, np.nan, np.float32),
-                      self._to_model(crop[None]), points)
+                      self._to_model(crop[None]), points, regions=regions)
 
     def _small_image(self, img: np.ndarray) -> tuple[bool, Any]:
         """For a small near-square image: (is a face crop, detections mapped back) from a padded copy."""
@@ -329,8 +349,9 @@ class _Engine:
                 if len(dets) == 0:
                     out[i] = self.no_faces(indices[i], times[i])
                     continue
-                out[i] = _Faces(indices[i], times[i], dets.boxes, dets.scores, self._align(images[i], dets, marks),
-                                self._points(marks))
+                crops, regions = self._align(images[i], dets, marks)
+                out[i] = _Faces(indices[i], times[i], dets.boxes, dets.scores, crops, self._points(marks),
+                                regions=regions)
         return out  # type: ignore[return-value]
 
     def _add_tile_detections(self, img: np.ndarray, dets: Any) -> Any:
@@ -459,7 +480,8 @@ class _Engine:
         m = Landmarks(marks.points[sel], presence[sel], marks.rois[sel])
         dets = Detections(np.stack(boxes), np.array(scores, np.float32), np.stack(kps) if kps_names else None,
                           kps_names)
-        return _Faces(index, time_s, dets.boxes, dets.scores, self._align(img, dets, m), self._points(m))
+        crops, regions = self._align(img, dets, m)
+        return _Faces(index, time_s, dets.boxes, dets.scores, crops, self._points(m), regions=regions)
 
 
 @dataclass

@@ -116,19 +116,48 @@ class ExpressionModel:
         x = arr.astype(np.float32) * (1.0 / 255.0)
         return x[:, None] if x.ndim == 3 else np.ascontiguousarray(x.transpose(0, 3, 1, 2))
 
-    def logits(self, x: np.ndarray, flip: bool = False) -> np.ndarray:
-        """Raw model output for a prepared batch (optionally averaged with the mirrored faces)."""
+    @property
+    def wants_boxes(self) -> bool:
+        """True for models with per-image region crops (a second ONNX input ``boxes``, placed by the mesh)."""
+        return "regions" in self.card and len(self.session.get_inputs()) > 1
+
+    @property
+    def region_names(self) -> list[str]:
+        return list(self.card.get("regions", {}).get("names", []))
+
+    def region_boxes(self, x: np.ndarray) -> np.ndarray:
+        """Mesh-placed region boxes ``(n, R, 4)`` for a prepared batch ``(n, c, s, s)`` (the face mesh runs on
+        the crops; faces it does not find keep the template boxes)."""
+        from ..face.regions import mesh_region_boxes
+
+        grey = x[:, 0] if x.shape[1] == 1 else (0.114 * x[:, 0] + 0.587 * x[:, 1] + 0.299 * x[:, 2])
+        return mesh_region_boxes(np.clip(grey * 255 + 0.5, 0, 255).astype(np.uint8), self.region_names,
+                                 cache=False)
+
+    def logits(self, x: np.ndarray, flip: bool = False, boxes: np.ndarray | None = None) -> np.ndarray:
+        """Raw model output for a prepared batch (optionally averaged with the mirrored faces). Models that
+        take region ``boxes`` get them from the face mesh on the crops unless given."""
         if len(x) == 0:
             return np.zeros((0, len(self.classes)), np.float32)
         name = self.session.get_inputs()[0].name
-        z = self.session.run(None, {name: x})[0]
+        feeds = {name: x}
+        if self.wants_boxes:
+            feeds["boxes"] = np.ascontiguousarray(self.region_boxes(x) if boxes is None else boxes, np.float32)
+        z = self.session.run(None, feeds)[0]
         if flip:
-            z = (z + self.session.run(None, {name: np.ascontiguousarray(x[..., ::-1])})[0]) / 2
+            feeds[name] = np.ascontiguousarray(x[..., ::-1])
+            if self.wants_boxes:
+                fb = feeds["boxes"].copy()
+                fb[..., 0] = 1 - fb[..., 0]
+                feeds["boxes"] = fb
+            z = (z + self.session.run(None, feeds)[0]) / 2
         return z
 
-    def predict(self, faces: np.ndarray | list[np.ndarray], flip: bool = False) -> np.ndarray:
-        """Calibrated class probabilities ``(n, n_classes)`` float32."""
-        z = self.logits(self.prepare(faces), flip=flip).astype(np.float64) / self.temperature
+    def predict(self, faces: np.ndarray | list[np.ndarray], flip: bool = False,
+                boxes: np.ndarray | None = None) -> np.ndarray:
+        """Calibrated class probabilities ``(n, n_classes)`` float32 (``boxes``: per-face region boxes for
+        models that take them; default: placed by the face mesh)."""
+        z = self.logits(self.prepare(faces), flip=flip, boxes=boxes).astype(np.float64) / self.temperature
         z -= z.max(1, keepdims=True)
         e = np.exp(z)
         return (e / e.sum(1, keepdims=True)).astype(np.float32)

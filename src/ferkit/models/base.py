@@ -47,8 +47,15 @@ class FERNet(nn.Module):
             x = (0.299 * x[:, 2:3] + 0.587 * x[:, 1:2] + 0.114 * x[:, 0:1])  # BGR -> grey
         return (x - self.mean) / self.std
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.backbone(self.prepare(x))
+    @property
+    def wants_boxes(self) -> bool:
+        """True for models whose region crops are placed per image (``forward(x, boxes)``, e.g. by the mesh)."""
+        return bool(getattr(self.backbone, "wants_boxes", False))
+
+    def forward(self, x: torch.Tensor, boxes: torch.Tensor | None = None) -> torch.Tensor:
+        if boxes is None:
+            return self.backbone(self.prepare(x))
+        return self.backbone(self.prepare(x), boxes)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Penultimate features (used for embeddings); backbones expose ``forward_features``."""

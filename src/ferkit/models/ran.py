@@ -47,8 +47,13 @@ class RAN(nn.Module):
 
     def __init__(self, num_classes: int = 8, in_chans: int = 1, width: int = 32, crop_size: int = 32,
                  regions: list[str] | None = None, margin: float = 0.1, rb_weight: float = 1.0,
-                 drop: float = 0.3) -> None:
+                 drop: float = 0.3, placement: str = "template") -> None:
         super().__init__()
+        if placement not in ("template", "mesh"):
+            raise ValueError(f"placement must be 'template' or 'mesh', got {placement!r}")
+        #: ``mesh``: landmark crops are placed per image (``forward(x, boxes)``; the trainer, evaluation and the
+        #: pipeline pass boxes from the 468-point mesh); ``template``: fixed template boxes.
+        self.wants_boxes = placement == "mesh"
         self.region_names = list(regions or [*FIXED_REGIONS, *LANDMARK_REGIONS])
         self.register_buffer("boxes", region_table(self.region_names), persistent=False)
         self.crop_size = crop_size
@@ -99,7 +104,9 @@ class RAN(nn.Module):
 
 @register_model
 def ran(num_classes: int = 8, in_chans: int = 1, input_size: int = 48, width: int = 24, crop_size: int = 24,
-        margin: float = 0.1, rb_weight: float = 1.0, **_: object) -> FERNet:
-    """Region Attention Network: face + 5 fixed crops + 4 template-placed landmark crops (eyes, brows, mouth)."""
-    return FERNet(RAN(num_classes, in_chans, width, crop_size, margin=margin, rb_weight=rb_weight),
+        margin: float = 0.1, rb_weight: float = 1.0, placement: str = "template", **_: object) -> FERNet:
+    """Region Attention Network: face + 5 fixed crops + 4 landmark crops (eyes, brows, mouth) placed from the
+    alignment template (``placement="template"``) or per image by the face mesh (``placement="mesh"``)."""
+    return FERNet(RAN(num_classes, in_chans, width, crop_size, margin=margin, rb_weight=rb_weight,
+                      placement=placement),
                   in_chans=in_chans, backbone_chans=in_chans, input_size=input_size)

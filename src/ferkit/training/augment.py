@@ -34,10 +34,32 @@ def close_crop(x: torch.Tensor, crop: float) -> torch.Tensor:
     return F.interpolate(x[..., y0:y0 + ch, x0:x0 + cw], size=(h, w), mode="bilinear", align_corners=False)
 
 
+def crop_boxes(boxes: torch.Tensor, crop: float) -> torch.Tensor:
+    """Normalised ``(cx, cy, w, h)`` boxes ``(..., 4)`` after :func:`close_crop`."""
+    if crop >= 1.0:
+        return boxes
+    c = (boxes[..., :2] - 0.5) / crop + 0.5
+    return torch.cat([c, boxes[..., 2:] / crop], -1)
+
+
+def transform_boxes(boxes: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """Move per-image boxes ``(B, R, 4)`` (normalised cx, cy, w, h) with the images of an ``affine_grid``
+    warp ``theta`` ``(B, 2, 3)`` (output -> input): centres through the inverse map, sizes by its scale
+    (the boxes stay axis-aligned)."""
+    a, t = theta[:, :, :2], theta[:, :, 2]
+    inv = torch.linalg.inv(a)  # (B, 2, 2)
+    ci = boxes[..., :2] * 2 - 1  # (B, R, 2) in [-1, 1]
+    co = torch.einsum("bij,brj->bri", inv, ci - t[:, None, :])
+    scale = torch.sqrt(torch.abs(torch.linalg.det(inv)))[:, None, None]
+    return torch.cat([(co + 1) / 2, boxes[..., 2:] * scale], -1)
+
+
 def augment(x: torch.Tensor, cfg: AugmentConfig, strong: torch.Tensor | None = None,
-            generator: torch.Generator | None = None) -> torch.Tensor:
+            generator: torch.Generator | None = None, boxes: torch.Tensor | None = None
+            ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Augment a float batch ``(B, C, H, W)`` in [0, 1]. ``strong`` (bool ``(B,)``) marks samples that get
-    extra augmentation (minority classes): doubled rotation and Gaussian noise."""
+    extra augmentation (minority classes): doubled rotation and Gaussian noise. With per-image region
+    ``boxes`` ``(B, R, 4)``, returns ``(x, boxes)`` with the boxes moved like the faces."""
     b, dev = x.shape[0], x.device
 
     def rand(*shape: int) -> torch.Tensor:
@@ -54,6 +76,8 @@ def augment(x: torch.Tensor, cfg: AugmentConfig, strong: torch.Tensor | None = N
     theta = torch.stack([torch.stack([cos * flip, -sin, tx], 1), torch.stack([sin * flip, cos, ty], 1)], 1)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    if boxes is not None:
+        boxes = transform_boxes(crop_boxes(boxes, cfg.crop), theta)
     if cfg.brightness or cfg.contrast:
         mean = x.mean(dim=(1, 2, 3), keepdim=True)
         c = 1 + (rand(b, 1, 1, 1) * 2 - 1) * cfg.contrast
@@ -79,4 +103,5 @@ def augment(x: torch.Tensor, cfg: AugmentConfig, strong: torch.Tensor | None = N
         m = m & (rand(b) < cfg.erase)[:, None, None]
         fill = rand(b, 1, 1, 1).expand_as(x)
         x = torch.where(m[:, None], fill, x)
-    return x.clamp(0, 1)
+    x = x.clamp(0, 1)
+    return x if boxes is None else (x, boxes)

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..face.regions import mesh_region_boxes, region_array
 from ..models import create_model
 
 
@@ -41,10 +42,22 @@ class Ensemble(nn.Module):
         self.register_buffer("w", w / w.sum(0, keepdim=True))
         self.register_buffer("t", torch.as_tensor(np.asarray(temperatures, dtype=np.float32)))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    @property
+    def wants_boxes(self) -> bool:
+        return any(getattr(m, "wants_boxes", False) for m in self.members)
+
+    @property
+    def region_names(self) -> list[str]:
+        names = {tuple(m.backbone.region_names) for m in self.members if getattr(m, "wants_boxes", False)}
+        if len(names) > 1:
+            raise ValueError("ensemble members that take region boxes must use the same regions")
+        return list(names.pop()) if names else []
+
+    def forward(self, x: torch.Tensor, boxes: torch.Tensor | None = None) -> torch.Tensor:
         p = 0
         for i, m in enumerate(self.members):
-            p = p + torch.softmax(m(x) / self.t[i], dim=1) * self.w[i]
+            z = m(x, boxes) if boxes is not None and getattr(m, "wants_boxes", False) else m(x)
+            p = p + torch.softmax(z / self.t[i], dim=1) * self.w[i]
         p = p / p.sum(1, keepdim=True)
         return torch.log(p.clamp_min(1e-12))
 
@@ -70,20 +83,35 @@ def count_macs(model: nn.Module, size: int, channels: int = 1) -> int:
     return int(total)
 
 
+def model_region_names(model: nn.Module) -> list[str]:
+    """Region names of a model that takes per-image boxes (a RAN with mesh placement, or an ensemble of them)."""
+    if hasattr(model, "region_names"):
+        return list(model.region_names)
+    return list(model.backbone.region_names)
+
+
 def to_onnx(model: nn.Module, path: str | Path, size: int = 48, channels: int = 1) -> bytes:
-    """Write ``model`` as ONNX (opset 17, dynamic batch); returns the file bytes."""
+    """Write ``model`` as ONNX (opset 17, dynamic batch); returns the file bytes. Models that take per-image
+    region boxes get a second input ``boxes`` ``(batch, R, 4)``."""
     buf = io.BytesIO()
     model.eval()
+    args: tuple[torch.Tensor, ...] = (torch.rand(2, channels, size, size),)
+    names, axes = ["input"], {"input": {0: "batch"}, "output": {0: "batch"}}
+    if getattr(model, "wants_boxes", False):
+        r = len(model_region_names(model))
+        args = (*args, torch.rand(2, r, 4) * 0.3 + 0.35)
+        names.append("boxes")
+        axes["boxes"] = {0: "batch"}
     with torch.no_grad():
         # No constant folding: batch norms stay separate so weights keep their exact (fp16-rounded) values;
         # onnxruntime fuses them at load time.
         torch.onnx.export(
             model,
-            torch.rand(2, channels, size, size),
+            args,
             buf,
-            input_names=["input"],
+            input_names=names,
             output_names=["output"],
-            dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
+            dynamic_axes=axes,
             opset_version=17,
             dynamo=False,
             do_constant_folding=False,
@@ -133,10 +161,15 @@ def parity(model: nn.Module, onnx_path: str | Path, images: np.ndarray) -> float
     import onnxruntime as ort
 
     x = images[:, None].astype(np.float32) / 255 if images.ndim == 3 else images.astype(np.float32)
+    feeds = {"input": x}
     with torch.no_grad():
-        ref = model.eval()(torch.from_numpy(x)).numpy()
+        if getattr(model, "wants_boxes", False):
+            feeds["boxes"] = mesh_region_boxes(images, model_region_names(model), cache=False)
+            ref = model.eval()(torch.from_numpy(x), torch.from_numpy(feeds["boxes"])).numpy()
+        else:
+            ref = model.eval()(torch.from_numpy(x)).numpy()
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    got = sess.run(None, {"input": x})[0]
+    got = sess.run(None, feeds)[0]
     return float(np.abs(ref - got).max())
 
 
@@ -200,8 +233,11 @@ def export_runs(
     for run, ck in members:
         model, cfg = load_run_model(run, ck)
         x = torch.from_numpy(val.images[:, None].astype(np.float32) / 255)
+        bx = (torch.from_numpy(mesh_region_boxes(val.images, model_region_names(model)))
+              if getattr(model, "wants_boxes", False) else None)
         with torch.no_grad():
-            z = torch.cat([model(x[i : i + 512]) for i in range(0, len(x), 512)]).numpy()
+            z = torch.cat([model(x[i : i + 512]) if bx is None else model(x[i : i + 512], bx[i : i + 512])
+                           for i in range(0, len(x), 512)]).numpy()
         t = fit_temperature(z, val.labels)
         rep = classification_report(val.labels, softmax(z, t), val.classes)
         run_metrics = (
@@ -236,6 +272,11 @@ def export_runs(
     to_onnx(net, onnx_path)
     diff = parity(net, onnx_path, val.images[:64])
     card = base_card(name, classes)
+    if getattr(net, "wants_boxes", False):
+        rn = model_region_names(net)
+        card["regions"] = {"input": "boxes", "names": rn, "placement": "mesh",
+                           "format": "(batch, R, 4) cx, cy, w, h as fractions of the face crop side",
+                           "template": region_array(rn).tolist()}
     card_path = out_dir / f"{name}.json"
     card["temperature"] = 1.0
     card_path.write_text(json.dumps(card))

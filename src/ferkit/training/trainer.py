@@ -22,7 +22,8 @@ from torch import nn
 
 from ..evaluation.metrics import classification_report, fit_temperature, softmax
 from ..models import create_model
-from .augment import AugmentConfig, augment, close_crop
+from ..models.regions import mesh_region_boxes
+from .augment import AugmentConfig, augment, close_crop, crop_boxes
 from .data import FaceSet, load_dataset
 from .schemes import class_weights, scheme_loss
 
@@ -158,17 +159,22 @@ def predict_logits(
     crop: float = 1.0,
     amp: bool = False,
     flip: bool = False,
+    boxes: torch.Tensor | None = None,
 ) -> np.ndarray:
-    """Logits for uint8 ``(n, c, h, w)`` images (optionally averaged with the mirrored image)."""
+    """Logits for uint8 ``(n, c, h, w)`` images (optionally averaged with the mirrored image); ``boxes``
+    ``(n, R, 4)``: per-image region boxes for models that take them."""
     model.eval()
     out = []
     for i in range(0, len(images), batch):
         x = images[i : i + batch].to(device, non_blocking=True).float().div_(255)
         x = close_crop(x, crop)
+        bx = None if boxes is None else crop_boxes(boxes[i : i + batch].to(device), crop)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda"):
-            z = model(x).float()
+            z = (model(x) if bx is None else model(x, bx)).float()
             if flip:
-                z = (z + model(torch.flip(x, dims=[3])).float()) / 2
+                fb = None if bx is None else torch.cat([1 - bx[..., :1], bx[..., 1:]], -1)
+                xf = torch.flip(x, dims=[3])
+                z = (z + (model(xf) if fb is None else model(xf, fb)).float()) / 2
         out.append(z.cpu())
     return torch.cat(out).numpy()
 
@@ -239,6 +245,13 @@ class Trainer:
         self.t_train = torch.from_numpy(self.train_set.targets).to(dev)
         self.y_train = self.train_set.labels
         self.x_val = to_tensor_images(self.val_set.images, cfg.channels)
+        # Models with per-image region crops (RAN placement="mesh") get boxes from the face mesh run once on
+        # every training / validation face (cached); augmentation moves them with the faces.
+        self.b_train = self.b_val = None
+        if getattr(self.model, "wants_boxes", False):
+            names = self.model.backbone.region_names
+            self.b_train = torch.from_numpy(mesh_region_boxes(self.train_set.images, names)).to(dev)
+            self.b_val = torch.from_numpy(mesh_region_boxes(self.val_set.images, names))
         counts = self.train_set.class_counts()
         self.weights = (
             torch.from_numpy(class_weights(counts, cfg.class_weight_power)).to(dev)
@@ -284,7 +297,8 @@ class Trainer:
             f.write(json.dumps(rec) + "\n")
 
     def evaluate(self, model: nn.Module) -> tuple[float, np.ndarray]:
-        logits = predict_logits(model, self.x_val, self.device, crop=self.cfg.augment.crop, amp=self.cfg.amp)
+        logits = predict_logits(model, self.x_val, self.device, crop=self.cfg.augment.crop, amp=self.cfg.amp,
+                                boxes=self.b_val)
         y = self.val_set.labels
         m = y >= 0
         return float((logits[m].argmax(1) == y[m]).mean()), logits
@@ -370,7 +384,11 @@ class Trainer:
                 x = self.x_train[b].float().div_(255)
                 t = self.t_train[b]
                 strong = self.minority[t.argmax(1)] if cfg.minority_aug else None
-                x = augment(x, cfg.augment, strong, self.gen)
+                bx = None
+                if self.b_train is not None:
+                    x, bx = augment(x, cfg.augment, strong, self.gen, boxes=self.b_train[b])
+                else:
+                    x = augment(x, cfg.augment, strong, self.gen)
                 if self.channels_last:
                     x = x.contiguous(memory_format=torch.channels_last)
                 if cfg.mixup > 0:
@@ -378,7 +396,7 @@ class Trainer:
                     perm = torch.randperm(len(b), device=dev, generator=self.gen)
                     x = lam * x + (1 - lam) * x[perm]
                 with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.amp and dev.type == "cuda"):
-                    logits = model(x)
+                    logits = model(x) if bx is None else model(x, bx)
                 kw = dict(
                     scheme=cfg.scheme,
                     weights=self.weights,
