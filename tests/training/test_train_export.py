@@ -120,3 +120,58 @@ def test_export_parity_and_card(small_sets, tmp_path, slice_dir, data_dir):
     card2 = export_runs([(run, None), (run, None)], "ens", tmp_path / "w", "ferplus", str(slice_dir),
                         evaluate_test=False)
     assert card2["onnx_torch_max_abs_diff"] < 1e-4 and card2["kind"].startswith("ensemble")
+
+
+def test_int8_export(small_sets, tmp_path, slice_dir, data_dir):
+    onnx = pytest.importorskip("onnx")
+    tr, va = small_sets
+    run = tmp_path / "run"
+    Trainer(TrainConfig(model="cnn4", epochs=1, batch_size=128), run, train=tr, val=va, quiet=True).run()
+    from ferkit.inference import ExpressionModel
+    from ferkit.training.export import export_runs
+
+    card = export_runs([(run, None)], "q", tmp_path / "w", "ferplus", str(slice_dir), evaluate_test=False,
+                       int8="minmax", calib_faces=128)
+    q = card["quantization"]
+    assert q["calibration"] == "minmax" and q["calibration_faces"] == 128
+    assert q["agreement_with_float_on_val"]["top1_agreement"] > 0.85
+    ops = {n.op_type for n in onnx.load(tmp_path / "w" / "q.onnx").graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    assert not list((tmp_path / "w").glob(".*float*"))  # the float intermediate is removed
+    em = ExpressionModel.load(tmp_path / "w" / "q.onnx")
+    p = em.predict(load_npz("test", "ferplus", data_dir).images[:16])
+    assert p.shape == (16, 8) and np.allclose(p.sum(1), 1, atol=1e-5)
+    with pytest.raises(ValueError, match="calibration"):
+        from ferkit.training.quantize import quantize_int8
+
+        quantize_int8(b"", tmp_path / "x.onnx", np.zeros((4, 48, 48), np.uint8), method="nope")
+
+
+def test_tta_export_matches_the_views(small_sets, tmp_path, slice_dir, data_dir):
+    pytest.importorskip("onnx")
+    import cv2
+
+    from ferkit.training.export import TTA, count_macs, export_runs, load_run_model
+
+    tr, va = small_sets
+    run = tmp_path / "run"
+    Trainer(TrainConfig(model="cnn4", epochs=1, batch_size=128), run, train=tr, val=va, quiet=True).run()
+    model, _ = load_run_model(run)
+    tta = TTA(model, (0.9, 1.0, 1.1), flip=True)
+    faces = load_npz("test", "ferplus", data_dir).images[:8]
+    x = torch.from_numpy(faces[:, None] / 255.0).float()
+    views = tta.views(x)
+    assert len(views) == 6 and torch.equal(views[2], x) and torch.equal(views[3], torch.flip(x, dims=[3]))
+    # A zoomed view is the centre-scaled image (as cv2.warpAffine about the pixel-centre, border replicated).
+    m = np.array([[1.1, 0, -0.1 * 23.5], [0, 1.1, -0.1 * 23.5]], np.float32)
+    ref = cv2.warpAffine(faces[0].astype(np.float32) / 255, m, (48, 48), flags=cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_REPLICATE)
+    assert np.abs(views[4][0, 0].numpy() - ref)[4:-4, 4:-4].max() < 1e-4
+    with torch.no_grad():
+        want = torch.stack([model(v) for v in views]).mean(0)
+        assert torch.allclose(tta(x), want, atol=1e-5)
+    assert count_macs(tta, 48) == 6 * count_macs(model, 48)
+    card = export_runs([(run, None)], "t", tmp_path / "w", "ferplus", str(slice_dir), evaluate_test=False,
+                       tta_scales=(0.9, 1.0, 1.1))
+    assert card["test_time_augmentation"]["views"] == 6 and card["onnx_torch_max_abs_diff"] < 1e-4
+    assert "6-view test-time augmentation" in card["kind"]

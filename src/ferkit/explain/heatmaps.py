@@ -73,15 +73,22 @@ def transformer_heatmap(net: nn.Module, x: torch.Tensor, size: int = 48) -> tupl
 
 
 @torch.no_grad()
-def ran_heatmap(net: nn.Module, x: torch.Tensor, size: int = 48) -> tuple[np.ndarray, torch.Tensor, dict[str, Any]]:
-    """RAN region weights (self-attention x relation attention, normalised) painted over the crops."""
+def ran_heatmap(net: nn.Module, x: torch.Tensor, size: int = 48, boxes: torch.Tensor | None = None
+                ) -> tuple[np.ndarray, torch.Tensor, dict[str, Any]]:
+    """RAN region weights (self-attention x relation attention, normalised) painted over the crops (a mesh-placed
+    RAN gets its boxes from the face mesh on the face unless ``boxes`` ``(1, R, 4)`` are given)."""
     bb: RAN = net.backbone
-    logits = net(x)
+    if boxes is None and bb.wants_boxes:
+        from ..face.regions import mesh_region_boxes
+
+        face = (x[0, 0].numpy() * 255 + 0.5).clip(0, 255).astype(np.uint8)
+        boxes = torch.from_numpy(mesh_region_boxes(face[None], bb.region_names, cache=False))
+    logits = net(x) if boxes is None else net(x, boxes)
     mu, nu = bb.last_weights
     w = (mu * nu)[0]
     w = w / w.sum()
-    heat = paint_boxes(w[1:], bb.boxes, size) + float(w[0])
-    info = {"method": "RAN region weights (mu * nu, normalised)",
+    heat = paint_boxes(w[1:], bb.boxes if boxes is None else boxes[0], size) + float(w[0])
+    info = {"method": "RAN region weights (mu * nu, normalised)" + (", mesh-placed crops" if bb.wants_boxes else ""),
             "weights": {n: float(v) for n, v in zip(bb.names, w)},
             "self_attention": {n: float(v) for n, v in zip(bb.names, mu[0])}}
     return _norm(heat), logits, info

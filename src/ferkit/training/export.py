@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..face.regions import mesh_region_boxes, region_array
@@ -29,6 +30,39 @@ def load_run_model(run: str | Path, checkpoint: str | Path | None = None) -> tup
     model = create_model(cfg["model"], **kw)
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()})
     return model.eval(), cfg
+
+
+class TTA(nn.Module):
+    """Test-time augmentation inside the graph: the mean output over zoomed views (about the crop centre,
+    border pixels repeated) and, optionally, their mirror images. ``scales`` > 1 zoom in."""
+
+    def __init__(self, model: nn.Module, scales: tuple[float, ...] = (0.92, 1.0, 1.08), flip: bool = True) -> None:
+        super().__init__()
+        self.model = model
+        self.scales = tuple(float(s) for s in scales)
+        self.flip = flip
+
+    def views(self, x: torch.Tensor) -> list[torch.Tensor]:
+        out = []
+        for s in self.scales:
+            if s == 1.0:
+                v = x
+            else:
+                # Sampling grid of plain ops (as affine_grid, align_corners=False) so that it exports to ONNX 17.
+                b, _, h, w = x.shape
+                gx = ((torch.arange(w, dtype=x.dtype, device=x.device) + 0.5) * (2.0 / w) - 1.0) / s
+                gy = ((torch.arange(h, dtype=x.dtype, device=x.device) + 0.5) * (2.0 / h) - 1.0) / s
+                grid = torch.stack([gx.view(1, 1, w).expand(b, h, w), gy.view(1, h, 1).expand(b, h, w)], -1)
+                v = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+            out.append(v)
+            if self.flip:
+                out.append(torch.flip(v, dims=[3]))
+        return out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        vs = self.views(x)
+        z = self.model(torch.cat(vs, 0))  # one batched call for all views
+        return z.reshape(len(vs), x.shape[0], -1).mean(0)
 
 
 class Ensemble(nn.Module):
@@ -68,12 +102,12 @@ def count_macs(model: nn.Module, size: int, channels: int = 1) -> int:
 
     def hook(mod: nn.Module, inp: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
         nonlocal total
+        # The probe input is one face, so every output element belongs to it (also inside test-time
+        # augmentation, whose views run as an inner batch).
         if isinstance(mod, nn.Conv2d):
-            total += (
-                out.numel() // out.shape[0] * (mod.in_channels // mod.groups) * mod.kernel_size[0] * mod.kernel_size[1]
-            )
+            total += out.numel() * (mod.in_channels // mod.groups) * mod.kernel_size[0] * mod.kernel_size[1]
         elif isinstance(mod, nn.Linear):
-            total += mod.in_features * mod.out_features
+            total += out.numel() // mod.out_features * mod.in_features * mod.out_features
 
     hs = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     with torch.no_grad():
@@ -90,7 +124,7 @@ def model_region_names(model: nn.Module) -> list[str]:
     return list(model.backbone.region_names)
 
 
-def to_onnx(model: nn.Module, path: str | Path, size: int = 48, channels: int = 1) -> bytes:
+def to_onnx(model: nn.Module, path: str | Path, size: int = 48, channels: int = 1, compress: bool = True) -> bytes:
     """Write ``model`` as ONNX (opset 17, dynamic batch); returns the file bytes. Models that take per-image
     region boxes get a second input ``boxes`` ``(batch, R, 4)``."""
     buf = io.BytesIO()
@@ -116,7 +150,7 @@ def to_onnx(model: nn.Module, path: str | Path, size: int = 48, channels: int = 
             dynamo=False,
             do_constant_folding=False,
         )
-    data = compress_fp16(buf.getvalue())
+    data = compress_fp16(buf.getvalue()) if compress else buf.getvalue()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_bytes(data)
     return data
@@ -216,11 +250,18 @@ def export_runs(
     evaluate_test: bool = True,
     command: str = "",
     notes: str = "",
+    int8: str | None = None,
+    calib_faces: int = 1024,
+    tta_scales: tuple[float, ...] | None = None,
+    tta_flip: bool = True,
 ) -> dict[str, Any]:
     """Export one run or an accuracy-weighted ensemble of runs as ``out_dir/name.onnx`` + ``name.json``.
 
     ``members`` are (run directory, checkpoint or None for ``best.pt``). Temperature is fitted on the
-    validation split; the test split is evaluated once, at the end, for the card.
+    validation split; the test split is evaluated once, at the end, for the card. ``int8``: a calibration
+    method (``minmax``, ``percentile``, ``entropy``) to ship a static int8 model instead (activation ranges from
+    ``calib_faces`` training faces; :mod:`ferkit.training.quantize`). ``tta_scales``: bake test-time
+    augmentation (zoomed views, and their mirrors with ``tta_flip``) into the exported graph (:class:`TTA`).
     """
     from ..evaluation.evaluate import evaluate_model, fit_model_temperature
     from ..evaluation.metrics import classification_report, fit_temperature, softmax
@@ -268,9 +309,33 @@ def export_runs(
         w = np.array([[m["val_per_class_top1"][c] or 0.0 for c in classes] for m in member_info]) + 1e-3
         net = Ensemble(models, w, [m["temperature"] for m in member_info])
         kind = "ensemble (per-class validation-accuracy-weighted average of member probabilities)"
+    tta_info = None
+    if tta_scales:
+        if getattr(net, "wants_boxes", False):
+            raise ValueError("test-time augmentation of models with a region-boxes input is not supported")
+        net = TTA(net, tuple(tta_scales), tta_flip)
+        tta_info = {"scales": list(net.scales), "flip": tta_flip, "views": len(net.scales) * (2 if tta_flip else 1),
+                    "how": "mean model output over zoomed views about the crop centre (and mirrors), inside the graph"}
+        kind += f" with {tta_info['views']}-view test-time augmentation"
     onnx_path = out_dir / f"{name}.onnx"
-    to_onnx(net, onnx_path)
-    diff = parity(net, onnx_path, val.images[:64])
+    quant: dict[str, Any] | None = None
+    if int8:
+        from .quantize import agreement, quantize_int8
+
+        if getattr(net, "wants_boxes", False):
+            raise ValueError("int8 export of models with a region-boxes input is not supported")
+        float_path = out_dir / f".{name}.float.onnx"
+        to_onnx(net, float_path, compress=False)
+        diff = parity(net, float_path, val.images[:64])
+        train = load_dataset(data, "train", data_dir=data_dir)
+        pick = np.sort(np.random.default_rng(0).choice(len(train.images), min(calib_faces, len(train.images)),
+                                                       replace=False))
+        quant = quantize_int8(float_path, onnx_path, train.images[pick], method=int8)
+        quant["agreement_with_float_on_val"] = agreement(float_path, onnx_path, val.images)
+        float_path.unlink()
+    else:
+        to_onnx(net, onnx_path)
+        diff = parity(net, onnx_path, val.images[:64])
     card = base_card(name, classes)
     if getattr(net, "wants_boxes", False):
         rn = model_region_names(net)
@@ -294,6 +359,8 @@ def export_runs(
             "size_bytes": onnx_path.stat().st_size,
             "sha256": sha256(onnx_path),
             "onnx_torch_max_abs_diff": diff,
+            "quantization": quant,
+            "test_time_augmentation": tta_info,
             "data": {
                 "dataset": data,
                 "train": "FER2013 Training",
