@@ -12,8 +12,14 @@ for card_path in sorted(W.glob("*.json")):
     m = c["metrics"]
     t, v = m.get("test"), m["val"]
     print(f"### `{c['name']}` — {c['data']['labels']}\n")
-    print(f"{c['kind']}; {c['params'] / 1e6:.2f} M params, {c['macs'] / 1e6:.0f} M MACs, "
-          f"{c['size_bytes'] / 1e6:.1f} MB; temperature {c['temperature']:.3f} "
+    q = c.get("quantization")
+    qtxt = ""
+    if q:
+        agree = q["agreement_with_float_on_val"]["top1_agreement"]
+        qtxt = (f"; static int8 ({q['calibration']} calibration on {q['calibration_faces']} training faces, "
+                f"top-1 agreement with the float model on validation {agree:.4f})")
+    print(f"{c['kind']}; {c['params'] / 1e6:.2f} M params, {c['macs'] / 1e6:.0f} M MACs per face, "
+          f"{c['size_bytes'] / 1e6:.1f} MB{qtxt}; temperature {c['temperature']:.3f} "
           f"(validation ECE {m['val_uncalibrated_ece']:.3f} -> {m['val_calibrated_ece']:.3f}).\n")
     print(f"Validation accuracy {v['accuracy']:.4f}; **test accuracy {t['accuracy']:.4f}** "
           f"(flip TTA {m['test_flip_tta']['accuracy']:.4f}), macro-F1 {t['macro_f1']:.4f}, ECE {t['ece']:.4f}, "

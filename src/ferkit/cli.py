@@ -157,7 +157,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     for spec in args.runs:
         run, _, ck = spec.partition(":")
         members.append((run, ck or None))
-    command = "ferkit " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("ferkit") else ""
+    command = "ferkit " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith(("ferkit", "__main__.py")) else ""
     card = export_runs(members, args.name, args.out_dir, args.data, args.data_dir, not args.no_test,
                        command=command, notes=args.notes, int8=args.int8, calib_faces=args.calib_faces,
                        tta_scales=tuple(args.tta_scales) if args.tta_scales else None,

@@ -330,7 +330,9 @@ def export_runs(
         train = load_dataset(data, "train", data_dir=data_dir)
         pick = np.sort(np.random.default_rng(0).choice(len(train.images), min(calib_faces, len(train.images)),
                                                        replace=False))
-        quant = quantize_int8(float_path, onnx_path, train.images[pick], method=int8)
+        views = tta_info["views"] if tta_info else 1
+        quant = quantize_int8(float_path, onnx_path, train.images[pick], method=int8,
+                              batch=max(4, 64 // (views * len(models))))
         quant["agreement_with_float_on_val"] = agreement(float_path, onnx_path, val.images)
         float_path.unlink()
     else:

@@ -23,7 +23,8 @@ def quantize_int8(fp32_onnx: bytes | str | Path, out_path: str | Path, calib_fac
                   method: str = "percentile", batch: int = 64) -> dict[str, Any]:
     """Quantize a float ONNX classifier (input ``input`` ``(N, C, S, S)`` in [0, 1]) to ``out_path``.
 
-    ``calib_faces``: uint8 faces ``(n, S, S)`` (grey) or ``(n, C, S, S)`` for the activation ranges.
+    ``calib_faces``: uint8 faces ``(n, S, S)`` (grey) or ``(n, C, S, S)`` for the activation ranges, fed
+    ``batch`` at a time (lower it for graphs with large inner batches, e.g. test-time augmentation).
     Returns the quantization record for the model card.
     """
     from onnxruntime.quantization import (
@@ -43,15 +44,27 @@ def quantize_int8(fp32_onnx: bytes | str | Path, out_path: str | Path, calib_fac
     if len(x) == 0:
         raise ValueError("no calibration faces")
 
+    n_batches = (len(x) + batch - 1) // batch
+
     class _Reader(CalibrationDataReader):
+        """Batches of calibration faces; onnxruntime collects one batch at a time (``set_range``) so memory
+        holds one batch of intermediate tensors, not all of them (graphs with test-time augmentation or
+        ensembles have many)."""
+
         def __init__(self) -> None:
-            self.i = 0
+            self.i, self.end = 0, n_batches
+
+        def __len__(self) -> int:
+            return n_batches
+
+        def set_range(self, start_index: int, end_index: int) -> None:
+            self.i, self.end = start_index, min(end_index, n_batches)
 
         def get_next(self) -> dict[str, np.ndarray] | None:
-            if self.i >= len(x):
+            if self.i >= self.end:
                 return None
-            b = {"input": x[self.i:self.i + batch]}
-            self.i += batch
+            b = {"input": x[self.i * batch:(self.i + 1) * batch]}
+            self.i += 1
             return b
 
     cm = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
@@ -64,7 +77,10 @@ def quantize_int8(fp32_onnx: bytes | str | Path, out_path: str | Path, calib_fac
             src.write_bytes(Path(fp32_onnx).read_bytes())
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(src), str(pre))
-        extra = {"CalibPercentile": 99.999} if method == "percentile" else {}
+        # "CalibStridedMinMax" (despite its name, honoured by every calibrator): collect in strides of one batch.
+        extra: dict[str, Any] = {"CalibStridedMinMax": 1}
+        if method == "percentile":
+            extra["CalibPercentile"] = 99.999
         Path(out_path).parent.mkdir(parents=True, exist_ok=True)
         quantize_static(str(pre), str(out_path), _Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, calibrate_method=cm,
