@@ -149,8 +149,8 @@ def make_plots(out_dir: str | Path = "docs/research", n_tsne: int = 1500, seed: 
     out_dir.mkdir(parents=True, exist_ok=True)
     te, tr = load_npz("test", "ferplus"), load_npz("train", "ferplus")
     classes = list(te.classes)
-    wanted = models or ["ferplus_rf48_kd", "ferplus_ran_cpu", "ferplus_lmt_cpu", "ferplus_vit_cpu",
-                        "ferplus_aeconv_semi", "ferplus_aedense_semi"]
+    wanted = models or ["ferplus_rf48_kd", "ferplus_ran_cpu", "ferplus_ranmesh_cpu", "ferplus_lmt_cpu",
+                        "ferplus_vit_cpu", "ferplus_aeconv_semi", "ferplus_aedense_semi"]
     entries = {e.name: e for e in catalogue()}
     nets = {n: entries[n].load()[0] for n in wanted if n in entries}
     rng = np.random.default_rng(seed)
@@ -159,7 +159,13 @@ def make_plots(out_dir: str | Path = "docs/research", n_tsne: int = 1500, seed: 
     embs = {}
     with torch.no_grad():
         for n, net in nets.items():
-            embs[n] = torch.cat([net.features(x[i:i + 256]) for i in range(0, len(x), 256)]).numpy()
+            bx = None
+            if getattr(net, "wants_boxes", False):  # mesh-placed region crops: boxes from the face mesh
+                from ..face.regions import mesh_region_boxes
+
+                bx = torch.from_numpy(mesh_region_boxes(te.images[idx], net.backbone.region_names))
+            embs[n] = torch.cat([net.features(x[i:i + 256], None if bx is None else bx[i:i + 256])
+                                 for i in range(0, len(x), 256)]).numpy()
     paths = [embedding_figure(embs, te.labels[idx], classes, out_dir / "tsne.png", "tsne", seed)]
     if importlib.util.find_spec("umap") is not None:
         paths.append(embedding_figure(embs, te.labels[idx], classes, out_dir / "umap.png", "umap", seed))
@@ -167,7 +173,8 @@ def make_plots(out_dir: str | Path = "docs/research", n_tsne: int = 1500, seed: 
     paths.append(mean_faces_figure(tr.images[m], tr.labels[m], classes, out_dir / "mean_faces.png"))
     paths.append(subsets_figure(te.images, out_dir / "subsets.png"))
     pick = [int(np.flatnonzero(te.labels == c)[0]) for c in range(len(classes))]
-    grid_nets = {n: nets[n] for n in ("ferplus_vit_cpu", "ferplus_lmt_cpu", "ferplus_ran_cpu", "ferplus_rf48_kd")
+    grid_nets = {n: nets[n] for n in ("ferplus_vit_cpu", "ferplus_lmt_cpu", "ferplus_ran_cpu", "ferplus_ranmesh_cpu",
+                                      "ferplus_rf48_kd")
                  if n in nets}
     if grid_nets:
         paths.append(explain_grid(grid_nets, te.images[pick], [classes[te.labels[i]] for i in pick], classes,

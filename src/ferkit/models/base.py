@@ -57,9 +57,11 @@ class FERNet(nn.Module):
             return self.backbone(self.prepare(x))
         return self.backbone(self.prepare(x), boxes)
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
+    def features(self, x: torch.Tensor, boxes: torch.Tensor | None = None) -> torch.Tensor:
         """Penultimate features (used for embeddings); backbones expose ``forward_features``."""
-        return self.backbone.forward_features(self.prepare(x))
+        if boxes is None:
+            return self.backbone.forward_features(self.prepare(x))
+        return self.backbone.forward_features(self.prepare(x), boxes)
 
 
 def conv_bn(cin: int, cout: int, k: int = 3, stride: int = 1, groups: int = 1, act: bool = True) -> nn.Sequential:
