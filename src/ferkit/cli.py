@@ -187,6 +187,9 @@ def cmd_models(args: argparse.Namespace) -> int:
             "name": card["name"], "classes": len(card["classes"]), "kind": card.get("kind", ""),
             "val_accuracy": m.get("val", {}).get("accuracy"), "test_accuracy": m.get("test", {}).get("accuracy"),
             "data": card.get("data", {}).get("dataset"), "params": card.get("params"), "macs": card.get("macs"),
+            "members": len(card.get("members") or []) or 1,
+            "int8": bool(card.get("quantization")),
+            "tta_views": (card.get("test_time_augmentation") or {}).get("views", 1),
         })
     try:
         from .models import list_models
@@ -198,11 +201,13 @@ def cmd_models(args: argparse.Namespace) -> int:
         print(json.dumps({"shipped": shipped, "registered": registered}, indent=1))
         return 0
     print("shipped models (ferkit/weights):")
-    print(f"  {'name':<12} {'data':<8} {'classes':>7} {'val acc':>8} {'test acc':>8} {'params':>10}")
+    print(f"  {'name':<12} {'data':<8} {'classes':>7} {'val acc':>8} {'test acc':>8} {'params':>10} "
+          f"{'members':>7} {'weights':>7} {'views':>5}")
     for s in shipped:
         fmt = lambda v: f"{v:.4f}" if isinstance(v, float) else "-"  # noqa: E731
         print(f"  {s['name']:<12} {s['data'] or '-':<8} {s['classes']:>7} {fmt(s['val_accuracy']):>8} "
-              f"{fmt(s['test_accuracy']):>8} {s['params'] or '-':>10}")
+              f"{fmt(s['test_accuracy']):>8} {s['params'] or '-':>10} {s['members']:>7} "
+              f"{'int8' if s['int8'] else 'float':>7} {s['tta_views']:>5}")
     print("registered architectures (ferkit[train]): " + (", ".join(registered) if registered else
           "torch not installed"))
     return 0

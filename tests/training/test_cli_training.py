@@ -16,6 +16,10 @@ def test_models_lists_shipped_and_registered(capsys):
     assert "mini_xception" in out["registered"]
     default = next(m for m in out["shipped"] if m["name"] == "default")
     assert default["classes"] == 8 and default["test_accuracy"] > 0.8
+    assert isinstance(default["int8"], bool) and default["members"] >= 1 and default["tta_views"] >= 1
+    assert main(["models"]) == 0
+    table = capsys.readouterr().out
+    assert "members" in table and "default" in table
 
 
 def test_eval_json_on_a_slice(tmp_path, data_dir, capsys):
