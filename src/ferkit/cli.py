@@ -58,6 +58,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--deadline-min", type=float, help="fit the epoch count into this many minutes")
     p.add_argument("--max-train", type=int, help="use only the first N training images (smoke tests)")
     p.add_argument("--max-eval", type=int)
+    p.add_argument("--teacher", action="append", metavar="RUN[:CHECKPOINT]",
+                   help="online distillation from this trained run (repeat for an ensemble of teachers)")
+    p.add_argument("--kd-weight", type=float, help="weight of the distillation term (default 0.5)")
+    p.add_argument("--kd-temperature", type=float, help="distillation temperature (default 2)")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--quiet", action="store_true")
 
@@ -82,6 +86,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "label_smoothing": args.label_smoothing, "channels": args.channels, "mixup": args.mixup,
         "folds": args.folds, "seed": args.seed, "device": args.device, "deadline_min": args.deadline_min,
         "max_train": args.max_train, "max_eval": args.max_eval, "workers_threads": args.threads,
+        "teachers": args.teacher, "kd_weight": args.kd_weight, "kd_temperature": args.kd_temperature,
     }
     d.update({k: v for k, v in flat.items() if v is not None})
     if args.model_arg:

@@ -175,3 +175,39 @@ def test_tta_export_matches_the_views(small_sets, tmp_path, slice_dir, data_dir)
                        tta_scales=(0.9, 1.0, 1.1))
     assert card["test_time_augmentation"]["views"] == 6 and card["onnx_torch_max_abs_diff"] < 1e-4
     assert "6-view test-time augmentation" in card["kind"]
+
+
+def test_online_distillation(small_sets, tmp_path):
+    torch.manual_seed(0)
+    tr, va = small_sets
+    teacher = tmp_path / "teacher"
+    Trainer(TrainConfig(model="cnn4", epochs=1, batch_size=128), teacher, train=tr, val=va, quiet=True).run()
+    aug = {"rotate": 0.0, "erase": 0.0, "brightness": 0.0, "contrast": 0.0, "translate": 0.0, "flip": 0.0,
+           "scale": [1.0, 1.0]}
+    base = {"model": "mini_xception", "epochs": 1, "batch_size": 128, "augment": aug, "patience": 0,
+            "device": "cpu"}
+
+    def first_loss(run: str, **extra) -> tuple[Trainer, float]:
+        torch.manual_seed(0)
+        cfg = TrainConfig.from_dict({**base, **extra})
+        t = Trainer(cfg, tmp_path / run, train=tr, val=va, quiet=True)
+        t.run()
+        log = [json.loads(x) for x in (tmp_path / run / "log.jsonl").read_text().splitlines()]
+        return t, [r["train_loss"] for r in log if "train_loss" in r][0]
+
+    t_kd, kd = first_loss("kd", teachers=[str(teacher)], kd_weight=1.0, kd_temperature=2.0)
+    _, plain = first_loss("plain")
+    assert len(t_kd.teachers) == 1 and not any(p.requires_grad for p in t_kd.teachers[0].parameters())
+    assert kd != pytest.approx(plain)  # the teacher term replaced the label loss
+    # The distillation loss is zero when the student is the teacher.
+    x = torch.from_numpy(va.images[:16, None] / 255.0).float()
+    with torch.no_grad():
+        z = t_kd.teachers[0](x)
+    assert float(t_kd.distill_loss(z, x, None)) == pytest.approx(0.0, abs=1e-5)
+    with pytest.raises(ValueError, match="classes"):
+        fer7 = TrainConfig.from_dict({**base, "teachers": [str(teacher)]})
+        from ferkit.training.data import FaceSet
+
+        y7 = np.clip(tr.labels, 0, 6)
+        tr7 = FaceSet(tr.images, np.eye(7, dtype=np.float32)[y7], tuple(tr.classes[:7]), y7)
+        Trainer(fer7, tmp_path / "bad", train=tr7, val=va, quiet=True)

@@ -70,6 +70,11 @@ class TrainConfig:
     drop_unscored_train: bool = True  # FER+: drop training faces whose plurality is unknown/not-a-face/tie
     soft_targets: str | None = None  # .npy (n_train, K) teacher probabilities for knowledge distillation
     soft_weight: float = 0.5  # weight of the teacher distribution against the label/vote distribution
+    # Online distillation: teacher runs ("run_dir" or "run_dir:checkpoint") see every augmented batch;
+    # loss = (1 - kd_weight) * label loss + kd_weight * T^2 KL(teacher_T || student_T).
+    teachers: list[str] = field(default_factory=list)
+    kd_weight: float = 0.5
+    kd_temperature: float = 2.0
     max_train: int = 0  # > 0: use only the first N training images (tests, smoke runs)
     max_eval: int = 0
 
@@ -259,9 +264,38 @@ class Trainer:
             else None
         )
         self.minority = torch.from_numpy(counts < np.median(counts)).to(dev)
+        self.teachers = self._load_teachers()
         self.gen = torch.Generator(device=dev)
         self.gen.manual_seed(cfg.seed)
         self.log_path = self.run_dir / "log.jsonl"
+
+    def _load_teachers(self) -> list[nn.Module]:
+        """Frozen teacher models for online distillation (``cfg.teachers``), on the training device."""
+        from .export import load_run_model
+
+        out = []
+        for spec in self.cfg.teachers:
+            run, _, ck = spec.partition(":")
+            m, _ = load_run_model(run, ck or None)
+            with torch.no_grad():
+                n_out = m(torch.zeros(1, self.cfg.channels, 48, 48)).shape[1]
+            if n_out != len(self.classes):
+                raise ValueError(f"teacher {spec} predicts {n_out} classes, the data has {len(self.classes)}")
+            for p in m.parameters():
+                p.requires_grad_(False)
+            out.append(m.to(self.device).eval())
+        return out
+
+    def distill_loss(self, logits: torch.Tensor, x: torch.Tensor, boxes: torch.Tensor | None) -> torch.Tensor:
+        """``T^2 KL(p_teacher || p_student)`` at temperature ``T``, teachers averaged in probability."""
+        t = self.cfg.kd_temperature
+        with torch.no_grad():
+            probs = 0
+            for m in self.teachers:
+                z = m(x, boxes) if boxes is not None and getattr(m, "wants_boxes", False) else m(x)
+                probs = probs + torch.softmax(z.float() / t, dim=1)
+            probs = probs / len(self.teachers)
+        return F.kl_div(F.log_softmax(logits.float() / t, dim=1), probs, reduction="batchmean") * t * t
 
     # -- sampling ---------------------------------------------------------------------------
     def epoch_indices(self, rng: np.random.Generator) -> np.ndarray:
@@ -408,6 +442,8 @@ class Trainer:
                 loss = scheme_loss(logits, t, **kw)
                 if cfg.mixup > 0:
                     loss = lam * loss + (1 - lam) * scheme_loss(logits, t[perm], **kw)
+                if self.teachers and cfg.kd_weight > 0:
+                    loss = (1 - cfg.kd_weight) * loss + cfg.kd_weight * self.distill_loss(logits, x, bx)
                 # Architectures with an auxiliary objective (e.g. RAN's region-biased loss) set
                 # `extra_loss` on their backbone during forward.
                 extra = getattr(getattr(model, "backbone", model), "extra_loss", None)
