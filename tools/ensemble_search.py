@@ -19,7 +19,12 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from ferkit.evaluation.metrics import classification_report, fit_temperature, softmax  # noqa: E402
+from ferkit.evaluation.metrics import (  # noqa: E402
+    class_weighted_average,
+    classification_report,
+    fit_temperature,
+    softmax,
+)
 from ferkit.training.data import load_dataset  # noqa: E402
 from ferkit.training.export import count_macs, load_run_model  # noqa: E402
 
@@ -43,10 +48,8 @@ def val_logits(ckpt: Path, images: np.ndarray, cache_dir: Path, flip: bool) -> n
 
 
 def ensemble_probs(members: list[tuple[np.ndarray, float, np.ndarray]]) -> np.ndarray:
-    w = np.stack([m[2] for m in members])
-    w = w / w.sum(0, keepdims=True)
-    p = sum(softmax(z, t) * w[i] for i, (z, t, _) in enumerate(members))
-    return p / p.sum(1, keepdims=True)
+    """Members as (logits, temperature, per-class validation accuracy)."""
+    return class_weighted_average([softmax(z, t) for z, t, _ in members], np.stack([m[2] for m in members]))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -22,7 +22,12 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from ferkit.evaluation.metrics import classification_report, fit_temperature, softmax  # noqa: E402
+from ferkit.evaluation.metrics import (  # noqa: E402
+    class_weighted_average,
+    classification_report,
+    fit_temperature,
+    softmax,
+)
 from ferkit.training.data import load_dataset  # noqa: E402
 from ferkit.training.export import TTA, load_run_model, to_onnx  # noqa: E402
 from ferkit.training.quantize import quantize_int8  # noqa: E402
@@ -98,20 +103,21 @@ def main(argv: list[str] | None = None) -> None:
         accs = {k: float((m["logits"][v].mean(0)[y >= 0].argmax(1) == y[y >= 0]).mean()) for k, v in VIEW_SETS.items()}
         print(f"{c.parent.name}/{c.stem}: int8 {m['fps']:.0f} faces/s/thread  " +
               "  ".join(f"{k} {a:.4f}" for k, a in accs.items()), flush=True)
+    # Temperature-scaled probabilities and per-class validation accuracy of every member x view set, once.
+    scaled: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
+    for n, m in info.items():
+        for vs, idx in VIEW_SETS.items():
+            z = m["logits"][idx].mean(0)
+            p = softmax(z, fit_temperature(z, y))
+            rep = classification_report(y, p, classes)
+            scaled[n, vs] = p, np.array([v["top1"] or 0.0 for v in rep["per_class"].values()]) + 1e-3
     rows = []
     names = list(info)
     for k in range(1, min(args.max_members, len(names)) + 1):
         for combo in itertools.combinations(names, k):
             for vs, idx in VIEW_SETS.items():
-                mem = []
-                for n in combo:
-                    z = info[n]["logits"][idx].mean(0)
-                    t = fit_temperature(z, y)
-                    rep = classification_report(y, softmax(z, t), classes)
-                    mem.append((z, t, np.array([v["top1"] or 0.0 for v in rep["per_class"].values()]) + 1e-3))
-                w = np.stack([m[2] for m in mem])
-                w = w / w.sum(0, keepdims=True)
-                p = sum(softmax(z, t) * w[i] for i, (z, t, _) in enumerate(mem))
+                p = class_weighted_average([scaled[n, vs][0] for n in combo],
+                                           np.stack([scaled[n, vs][1] for n in combo]))
                 acc = float((p[y >= 0].argmax(1) == y[y >= 0]).mean())
                 fps = 1.0 / sum(len(idx) / info[n]["fps"] for n in combo)
                 rows.append({"members": list(combo), "views": vs, "val_acc": acc, "fps_1thread": fps})

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .evaluation.metrics import classification_report, fit_temperature, softmax
+from .evaluation.metrics import class_weighted_average, classification_report, fit_temperature, softmax
 from .training.data import load_npz
 
 #: Where the checkpoints live (not in git): ``$FERKIT_RUNS``, default ``/work/runs`` as on the training machine.
@@ -97,26 +97,9 @@ def resolve(spec: str, runs: str | Path = RUNS) -> Entry:
 
 def count_macs_full(model: nn.Module, size: int = 48, channels: int = 1) -> int:
     """Multiply-accumulates of one forward pass: convs, linear layers applied to every token, attention matmuls."""
-    from .models.transformers import Attention
+    from .training.export import count_macs
 
-    total = 0
-
-    def hook(mod: nn.Module, inp: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
-        nonlocal total
-        if isinstance(mod, nn.Conv2d):
-            total += out.numel() * (mod.in_channels // mod.groups) * mod.kernel_size[0] * mod.kernel_size[1]
-        elif isinstance(mod, nn.Linear):
-            total += out.numel() // mod.out_features * mod.in_features * mod.out_features
-        elif isinstance(mod, Attention):
-            b, t, d = inp[0].shape
-            total += 2 * b * t * t * d  # q k^T and attn v
-
-    hs = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear, Attention))]
-    with torch.no_grad():
-        model.eval()(torch.rand(1, channels, size, size))
-    for h in hs:
-        h.remove()
-    return int(total)
+    return count_macs(model, size, channels, attention=True)
 
 
 def ort_session(path: str | Path, threads: int = 1) -> Any:
@@ -171,7 +154,8 @@ def occlusion_sample(labels: np.ndarray, n: int = 1000, seed: int = 0) -> np.nda
 def make_subsets(test_images: np.ndarray, test_labels: np.ndarray, mesh_cache: str | Path | None,
                  n_occ: int = 1000, seed: int = 0) -> dict[str, Any]:
     """Subset definitions: occluded copies of a seeded sample, and pose subsets (indices) from the mesh."""
-    from .robustness import cached_mesh, occlude, pose_subsets
+    from .face.regions import cached_mesh
+    from .robustness import occlude, pose_subsets
 
     occ_idx = occlusion_sample(test_labels, n_occ, seed)
     subsets: dict[str, Any] = {"occ_clean": (occ_idx, test_images[occ_idx])}
@@ -220,8 +204,7 @@ def evaluate_entry(e: Entry, test_images: np.ndarray, val_images: np.ndarray, va
 
 def ensemble_probs(members: list[dict[str, Any]], key: str, weights: np.ndarray) -> np.ndarray:
     """Per-class validation-accuracy-weighted average of the members' temperature-scaled probabilities."""
-    p = sum(softmax(m["logits"][key], m["temperature"]) * weights[i] for i, m in enumerate(members))
-    return p / p.sum(1, keepdims=True)
+    return class_weighted_average([softmax(m["logits"][key], m["temperature"]) for m in members], weights)
 
 
 def compare(entries: list[Entry] | None = None, out_dir: str | Path = "docs/research",
@@ -247,7 +230,6 @@ def compare(entries: list[Entry] | None = None, out_dir: str | Path = "docs/rese
     val_reps = [classification_report(val.labels, softmax(r["logits"]["val"], r["temperature"]), classes)
                 for r in rows]
     w = np.array([[rep["per_class"][c]["top1"] or 0.0 for c in classes] for rep in val_reps]) + 1e-3
-    w = w / w.sum(0, keepdims=True)
     keys = ["test", "val"] + [k for k, (_, imgs) in subsets.items() if imgs is not None and k != "occ_clean"]
     ens = {"name": "ensemble (all, val-acc weighted)", "model": "ensemble",
            "budget": f"{len(rows)} members", "params": sum(r["params"] for r in rows),

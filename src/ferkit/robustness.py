@@ -3,15 +3,13 @@
 * Occlusion: synthetic occluders drawn over copies of every face: a bar over both eyes, a block over the mouth
   (placed at the alignment template's eye / mouth positions with a small seeded jitter), or two random blocks.
   Occluder grey level and jitter come from ``numpy.random.default_rng(seed)``, so a seed gives the same images.
-* Pose: a proxy from the 468-point mesh geometry (run once on the 4x upscaled crops and cached): yaw proxy =
+* Pose: a proxy from the 468-point mesh geometry (``face.regions.cached_mesh``): yaw proxy =
   horizontal offset of the nose tip from the eye midpoint over the inter-ocular distance; roll = angle of the
   eye line. Subsets: ``pose_frontal`` (|yaw| < 0.06 and |roll| < 5 deg), ``pose_yaw`` (|yaw| >= 0.15),
   ``pose_roll`` (|roll| >= 10 deg).
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 
@@ -56,29 +54,6 @@ def occlude(images: np.ndarray, kind: str, seed: int = 0) -> np.ndarray:
     return out
 
 
-def mesh_points(images: np.ndarray, upscale: int = 4, batch: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """468-point meshes of FER crops ``(n, h, w)`` (in crop pixels) and their presence scores."""
-    import cv2
-
-    from .face.align import FER_BOX_TEMPLATE
-    from .face.landmarks import ROI_SCALE, FaceMesh
-
-    mesh = FaceMesh(threads=1)
-    n, h, w = images.shape
-    s = w * upscale
-    cx, cy, side = FER_BOX_TEMPLATE
-    roi = np.array([[cx * s, cy * s, side * s * ROI_SCALE, 0.0]], np.float32)
-    pts = np.zeros((n, 468, 3), np.float32)
-    pres = np.zeros(n, np.float32)
-    for i in range(0, n, batch):
-        imgs = [cv2.cvtColor(cv2.resize(im, (s, s), interpolation=cv2.INTER_CUBIC), cv2.COLOR_GRAY2BGR)
-                for im in images[i:i + batch]]
-        for j, lm in enumerate(mesh.run_batch(imgs, [roi] * len(imgs))):
-            pts[i + j] = lm.points[0] / upscale
-            pres[i + j] = lm.presence[0]
-    return pts, pres
-
-
 def pose_proxy(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(yaw proxy, roll in degrees)`` per face from mesh points ``(n, 468, 2+)``."""
     from .face.landmarks import KEYPOINT_INDEX, REGIONS
@@ -118,19 +93,3 @@ def build_subsets(images: np.ndarray, points: np.ndarray | None = None, presence
         for name, sel in pose_subsets(points, presence).items():
             out[name] = (sel, images[sel])
     return out
-
-
-def cached_mesh(images: np.ndarray, cache: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`mesh_points` cached in an ``.npz`` (keyed by the image checksum)."""
-    import hashlib
-
-    key = hashlib.sha256(np.ascontiguousarray(images).tobytes()).hexdigest()[:16]
-    cache = Path(cache)
-    if cache.exists():
-        z = np.load(cache)
-        if str(z["key"]) == key:
-            return z["points"], z["presence"]
-    pts, pres = mesh_points(images)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(cache, points=pts, presence=pres, key=key)
-    return pts, pres

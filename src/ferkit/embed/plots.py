@@ -114,7 +114,8 @@ def subsets_figure(test_images: np.ndarray, path: str | Path, n: int = 10,
     """Rows of example faces: pose subsets (frontal, yaw, roll) and the three occluders."""
     import cv2
 
-    from ..robustness import cached_mesh, occlude, pose_subsets
+    from ..face.regions import cached_mesh
+    from ..robustness import occlude, pose_subsets
 
     if mesh_cache is None:
         from ..compare import MESH_CACHE

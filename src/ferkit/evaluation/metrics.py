@@ -95,6 +95,15 @@ def classification_report(labels: np.ndarray, probs: np.ndarray, classes: tuple[
     }
 
 
+def class_weighted_average(probs: list[np.ndarray], weights: np.ndarray) -> np.ndarray:
+    """Ensemble of member probabilities ``(n, K)`` weighted per class: ``weights`` ``(M, K)`` (e.g. each member's
+    validation accuracy on each class) are normalised over the members of each class; rows sum to 1."""
+    w = np.asarray(weights, np.float64)
+    w = w / w.sum(0, keepdims=True)
+    p = sum(pm * w[i] for i, pm in enumerate(probs))
+    return p / p.sum(1, keepdims=True)
+
+
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     z = np.asarray(logits, dtype=np.float64) / temperature
     z = z - z.max(1, keepdims=True)

@@ -74,6 +74,46 @@ def boxes_from_mesh(points: np.ndarray, side: float, names: list[str], scale: fl
     return out.astype(np.float32)
 
 
+def mesh_points(images: np.ndarray, upscale: int = 4, batch: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """468-point meshes of FER crops ``(n, h, w)`` (in crop pixels) and their presence scores."""
+    import cv2
+
+    from .align import FER_BOX_TEMPLATE
+    from .landmarks import ROI_SCALE, FaceMesh
+
+    mesh = FaceMesh(threads=1)
+    n, h, w = images.shape
+    s = w * upscale
+    cx, cy, side = FER_BOX_TEMPLATE
+    roi = np.array([[cx * s, cy * s, side * s * ROI_SCALE, 0.0]], np.float32)
+    pts = np.zeros((n, 468, 3), np.float32)
+    pres = np.zeros(n, np.float32)
+    for i in range(0, n, batch):
+        imgs = [cv2.cvtColor(cv2.resize(im, (s, s), interpolation=cv2.INTER_CUBIC), cv2.COLOR_GRAY2BGR)
+                for im in images[i:i + batch]]
+        for j, lm in enumerate(mesh.run_batch(imgs, [roi] * len(imgs))):
+            pts[i + j] = lm.points[0] / upscale
+            pres[i + j] = lm.presence[0]
+    return pts, pres
+
+
+def cached_mesh(images: np.ndarray, cache: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`mesh_points` cached in an ``.npz`` keyed by the image checksum; ``cache`` is that file, or a
+    folder in which the file is named by the checksum."""
+    key = hashlib.sha256(np.ascontiguousarray(images).tobytes()).hexdigest()[:16]
+    cache = Path(cache)
+    if cache.suffix != ".npz":
+        cache = cache / f"{key}.npz"
+    if cache.exists():
+        z = np.load(cache)
+        if str(z["key"]) == key:
+            return z["points"], z["presence"]
+    pts, pres = mesh_points(images)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(cache, points=pts, presence=pres, key=key)
+    return pts, pres
+
+
 def mesh_cache_dir() -> Path:
     """Where mesh points of datasets are cached: ``$FERKIT_CACHE/mesh`` (default ``~/.cache/ferkit/mesh``)."""
     return Path(os.environ.get("FERKIT_CACHE", Path.home() / ".cache" / "ferkit")) / "mesh"
@@ -84,14 +124,7 @@ def mesh_region_boxes(images: np.ndarray, names: list[str], min_presence: float 
     """Per-image boxes ``(n, R, 4)`` of ``names`` placed by the 468-point mesh run on FER-style crops
     ``(n, h, w)`` uint8 (cached by image checksum under :func:`mesh_cache_dir`); faces whose mesh presence is
     below ``min_presence`` keep the template boxes."""
-    from ..robustness import cached_mesh, mesh_points
-
-    images = np.ascontiguousarray(images)
     if len(images) == 0:
         return np.zeros((0, len(names), 4), np.float32)
-    if cache:
-        key = hashlib.sha256(images.tobytes()).hexdigest()[:16]
-        pts, pres = cached_mesh(images, mesh_cache_dir() / f"{key}.npz")
-    else:
-        pts, pres = mesh_points(images)
+    pts, pres = cached_mesh(images, mesh_cache_dir()) if cache else mesh_points(images)
     return boxes_from_mesh(pts, images.shape[-1], names, presence=pres, min_presence=min_presence)

@@ -6,6 +6,7 @@ is logits (or log-probabilities for ensembles). Probabilities are ``softmax(outp
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,7 +117,7 @@ class ExpressionModel:
         x = arr.astype(np.float32) * (1.0 / 255.0)
         return x[:, None] if x.ndim == 3 else np.ascontiguousarray(x.transpose(0, 3, 1, 2))
 
-    @property
+    @functools.cached_property
     def wants_boxes(self) -> bool:
         """True for models with per-image region crops (a second ONNX input ``boxes``, placed by the mesh)."""
         return "regions" in self.card and len(self.session.get_inputs()) > 1

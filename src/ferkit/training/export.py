@@ -96,8 +96,11 @@ class Ensemble(nn.Module):
         return torch.log(p.clamp_min(1e-12))
 
 
-def count_macs(model: nn.Module, size: int, channels: int = 1) -> int:
-    """Multiply-accumulates of one forward pass (conv and linear layers)."""
+def count_macs(model: nn.Module, size: int, channels: int = 1, attention: bool = False) -> int:
+    """Multiply-accumulates of one forward pass: convs and linear layers (applied to every token); with
+    ``attention``, also the attention matmuls (q k^T and attn v) of the transformers."""
+    from ..models.transformers import Attention
+
     total = 0
 
     def hook(mod: nn.Module, inp: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
@@ -108,8 +111,12 @@ def count_macs(model: nn.Module, size: int, channels: int = 1) -> int:
             total += out.numel() * (mod.in_channels // mod.groups) * mod.kernel_size[0] * mod.kernel_size[1]
         elif isinstance(mod, nn.Linear):
             total += out.numel() // mod.out_features * mod.in_features * mod.out_features
+        elif isinstance(mod, Attention):
+            b, t, d = inp[0].shape
+            total += 2 * b * t * t * d
 
-    hs = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    kinds = (nn.Conv2d, nn.Linear, Attention) if attention else (nn.Conv2d, nn.Linear)
+    hs = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, kinds)]
     with torch.no_grad():
         model.eval()(torch.rand(1, channels, size, size))
     for h in hs:
