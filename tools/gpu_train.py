@@ -21,6 +21,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def pick_teachers(spec: str) -> list[str]:
+    """``"top:K:GLOB"``: the K finished run directories matching GLOB with the best validation accuracy
+    (a plan can name teachers trained by an earlier call on the same, still warm, machine)."""
+    import glob
+
+    _, k, pattern = spec.split(":", 2)
+    runs = [Path(d) for d in glob.glob(pattern) if (Path(d) / "metrics.json").exists()]
+    if not runs:
+        raise SystemExit(f"no finished teacher runs match {pattern}")
+    acc = {d: json.loads((d / "metrics.json").read_text())["val"]["accuracy"] for d in runs}
+    return [str(d) for d in sorted(runs, key=lambda d: -acc[d])[: int(k)]]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("plan")
@@ -49,6 +62,9 @@ def main() -> None:
     budget = args.minutes - (time.time() - t0) / 60
     for entry in plan:
         cfg = dict(entry["config"])
+        if isinstance(cfg.get("teachers"), str):
+            cfg["teachers"] = pick_teachers(cfg["teachers"])
+            print(f"{entry['name']}: teachers {cfg['teachers']}", flush=True)
         cfg.setdefault("deadline_min", budget - 0.6)
         d = runs / entry["name"]
         d.mkdir(exist_ok=True)

@@ -283,13 +283,15 @@ class Trainer:
                 raise ValueError(f"teacher {spec} predicts {n_out} classes, the data has {len(self.classes)}")
             for p in m.parameters():
                 p.requires_grad_(False)
-            out.append(m.to(self.device).eval())
+            m = m.to(self.device).eval()
+            out.append(m.to(memory_format=torch.channels_last) if self.channels_last else m)
         return out
 
     def distill_loss(self, logits: torch.Tensor, x: torch.Tensor, boxes: torch.Tensor | None) -> torch.Tensor:
         """``T^2 KL(p_teacher || p_student)`` at temperature ``T``, teachers averaged in probability."""
         t = self.cfg.kd_temperature
-        with torch.no_grad():
+        dev = self.device
+        with torch.no_grad(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=self.cfg.amp and dev.type == "cuda"):
             probs = 0
             for m in self.teachers:
                 z = m(x, boxes) if boxes is not None and getattr(m, "wants_boxes", False) else m(x)
