@@ -7,7 +7,7 @@ import io
 import json
 import platform
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -16,6 +16,9 @@ from torch import nn
 
 from ..face.regions import mesh_region_boxes, region_array
 from ..models import create_model
+
+if TYPE_CHECKING:
+    from .data import FaceSet
 
 
 def load_run_model(run: str | Path, checkpoint: str | Path | None = None) -> tuple[nn.Module, dict[str, Any]]:
@@ -248,6 +251,95 @@ LICENCE_NOTE = (
 )
 
 
+def member_report(run: str | Path, checkpoint: str | Path | None, val: FaceSet) -> tuple[nn.Module, dict[str, Any]]:
+    """Load one run and describe it for the card: validation accuracy (per class too) at its own fitted
+    temperature, and the run's config and training figures."""
+    from ..evaluation.metrics import classification_report, fit_temperature, softmax
+
+    model, cfg = load_run_model(run, checkpoint)
+    x = torch.from_numpy(val.images[:, None].astype(np.float32) / 255)
+    bx = (torch.from_numpy(mesh_region_boxes(val.images, model_region_names(model)))
+          if getattr(model, "wants_boxes", False) else None)
+    with torch.no_grad():
+        z = torch.cat([model(x[i : i + 512]) if bx is None else model(x[i : i + 512], bx[i : i + 512])
+                       for i in range(0, len(x), 512)]).numpy()
+    t = fit_temperature(z, val.labels)
+    rep = classification_report(val.labels, softmax(z, t), val.classes)
+    metrics_path = Path(run) / "metrics.json"
+    run_metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
+    info = {
+        "run": Path(run).name,
+        "model": cfg["model"],
+        "model_kwargs": cfg.get("model_kwargs", {}),
+        "val_accuracy": rep["accuracy"],
+        "val_per_class_top1": {c: v["top1"] for c, v in rep["per_class"].items()},
+        "temperature": t,
+        "config": cfg,
+        "train_wall_s": run_metrics.get("wall_s"),
+        "train_hardware": run_metrics.get("hardware"),
+        "epochs_run": run_metrics.get("epochs_run"),
+        "best_epoch": run_metrics.get("best_epoch"),
+    }
+    return model, info
+
+
+def build_network(
+    models: list[nn.Module],
+    member_info: list[dict[str, Any]],
+    classes: list[str],
+    tta_scales: tuple[float, ...] | None = None,
+    tta_flip: bool = True,
+) -> tuple[nn.Module, str, dict[str, Any] | None]:
+    """The network to export: one model, or the per-class accuracy-weighted :class:`Ensemble`, optionally
+    wrapped in :class:`TTA`. Returns ``(net, kind, tta_info)`` for the card."""
+    if len(models) == 1:
+        net: nn.Module = models[0]
+        kind = "single"
+    else:
+        w = np.array([[m["val_per_class_top1"][c] or 0.0 for c in classes] for m in member_info]) + 1e-3
+        net = Ensemble(models, w, [m["temperature"] for m in member_info])
+        kind = "ensemble (per-class validation-accuracy-weighted average of member probabilities)"
+    tta_info = None
+    if tta_scales:
+        if getattr(net, "wants_boxes", False):
+            raise ValueError("test-time augmentation of models with a region-boxes input is not supported")
+        net = TTA(net, tuple(tta_scales), tta_flip)
+        tta_info = {"scales": list(net.scales), "flip": tta_flip, "views": len(net.scales) * (2 if tta_flip else 1),
+                    "how": "mean model output over zoomed views about the crop centre (and mirrors), inside the graph"}
+        kind += f" with {tta_info['views']}-view test-time augmentation"
+    return net, kind, tta_info
+
+
+def write_onnx(
+    net: nn.Module,
+    onnx_path: Path,
+    val_images: np.ndarray,
+    int8: str | None = None,
+    calib_images: np.ndarray | None = None,
+    calib_batch: int = 64,
+) -> tuple[float, dict[str, Any] | None]:
+    """Write ``net`` as ONNX (fp16-compressed float, or static int8 calibrated on ``calib_images``).
+    Returns the torch/ONNX parity on validation faces (of the float graph) and the quantization record."""
+    if not int8:
+        to_onnx(net, onnx_path)
+        return parity(net, onnx_path, val_images[:64]), None
+    from .quantize import agreement, quantize_int8
+
+    if getattr(net, "wants_boxes", False):
+        raise ValueError("int8 export of models with a region-boxes input is not supported")
+    if calib_images is None:
+        raise ValueError("int8 export needs calibration images")
+    float_path = onnx_path.parent / f".{onnx_path.stem}.float.onnx"
+    to_onnx(net, float_path, compress=False)
+    try:
+        diff = parity(net, float_path, val_images[:64])
+        quant = quantize_int8(float_path, onnx_path, calib_images, method=int8, batch=calib_batch)
+        quant["agreement_with_float_on_val"] = agreement(float_path, onnx_path, val_images)
+    finally:
+        float_path.unlink(missing_ok=True)
+    return diff, quant
+
+
 def export_runs(
     members: list[tuple[str | Path, str | Path | None]],
     name: str,
@@ -271,80 +363,26 @@ def export_runs(
     augmentation (zoomed views, and their mirrors with ``tta_flip``) into the exported graph (:class:`TTA`).
     """
     from ..evaluation.evaluate import evaluate_model, fit_model_temperature
-    from ..evaluation.metrics import classification_report, fit_temperature, softmax
     from ..inference import ExpressionModel
     from .data import load_dataset
 
     out_dir = Path(out_dir)
     val = load_dataset(data, "val", data_dir=data_dir)
-    models, cfgs, member_info = [], [], []
+    models, member_info = [], []
     for run, ck in members:
-        model, cfg = load_run_model(run, ck)
-        x = torch.from_numpy(val.images[:, None].astype(np.float32) / 255)
-        bx = (torch.from_numpy(mesh_region_boxes(val.images, model_region_names(model)))
-              if getattr(model, "wants_boxes", False) else None)
-        with torch.no_grad():
-            z = torch.cat([model(x[i : i + 512]) if bx is None else model(x[i : i + 512], bx[i : i + 512])
-                           for i in range(0, len(x), 512)]).numpy()
-        t = fit_temperature(z, val.labels)
-        rep = classification_report(val.labels, softmax(z, t), val.classes)
-        run_metrics = (
-            json.loads((Path(run) / "metrics.json").read_text()) if (Path(run) / "metrics.json").exists() else {}
-        )
-        member_info.append(
-            {
-                "run": Path(run).name,
-                "model": cfg["model"],
-                "model_kwargs": cfg.get("model_kwargs", {}),
-                "val_accuracy": rep["accuracy"],
-                "val_per_class_top1": {c: v["top1"] for c, v in rep["per_class"].items()},
-                "temperature": t,
-                "config": cfg,
-                "train_wall_s": run_metrics.get("wall_s"),
-                "train_hardware": run_metrics.get("hardware"),
-                "epochs_run": run_metrics.get("epochs_run"),
-                "best_epoch": run_metrics.get("best_epoch"),
-            }
-        )
+        model, info = member_report(run, ck, val)
         models.append(model)
-        cfgs.append(cfg)
+        member_info.append(info)
     classes = list(val.classes)
-    if len(models) == 1:
-        net: nn.Module = models[0]
-        kind = "single"
-    else:
-        w = np.array([[m["val_per_class_top1"][c] or 0.0 for c in classes] for m in member_info]) + 1e-3
-        net = Ensemble(models, w, [m["temperature"] for m in member_info])
-        kind = "ensemble (per-class validation-accuracy-weighted average of member probabilities)"
-    tta_info = None
-    if tta_scales:
-        if getattr(net, "wants_boxes", False):
-            raise ValueError("test-time augmentation of models with a region-boxes input is not supported")
-        net = TTA(net, tuple(tta_scales), tta_flip)
-        tta_info = {"scales": list(net.scales), "flip": tta_flip, "views": len(net.scales) * (2 if tta_flip else 1),
-                    "how": "mean model output over zoomed views about the crop centre (and mirrors), inside the graph"}
-        kind += f" with {tta_info['views']}-view test-time augmentation"
+    net, kind, tta_info = build_network(models, member_info, classes, tta_scales, tta_flip)
     onnx_path = out_dir / f"{name}.onnx"
-    quant: dict[str, Any] | None = None
+    calib, calib_batch = None, 64
     if int8:
-        from .quantize import agreement, quantize_int8
-
-        if getattr(net, "wants_boxes", False):
-            raise ValueError("int8 export of models with a region-boxes input is not supported")
-        float_path = out_dir / f".{name}.float.onnx"
-        to_onnx(net, float_path, compress=False)
-        diff = parity(net, float_path, val.images[:64])
         train = load_dataset(data, "train", data_dir=data_dir)
-        pick = np.sort(np.random.default_rng(0).choice(len(train.images), min(calib_faces, len(train.images)),
-                                                       replace=False))
-        views = tta_info["views"] if tta_info else 1
-        quant = quantize_int8(float_path, onnx_path, train.images[pick], method=int8,
-                              batch=max(4, 64 // (views * len(models))))
-        quant["agreement_with_float_on_val"] = agreement(float_path, onnx_path, val.images)
-        float_path.unlink()
-    else:
-        to_onnx(net, onnx_path)
-        diff = parity(net, onnx_path, val.images[:64])
+        pick = np.random.default_rng(0).choice(len(train.images), min(calib_faces, len(train.images)), replace=False)
+        calib = train.images[np.sort(pick)]
+        calib_batch = max(4, 64 // ((tta_info["views"] if tta_info else 1) * len(models)))
+    diff, quant = write_onnx(net, onnx_path, val.images, int8, calib, calib_batch)
     card = base_card(name, classes)
     if getattr(net, "wants_boxes", False):
         rn = model_region_names(net)
