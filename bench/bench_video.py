@@ -10,9 +10,10 @@ Speed: analyses the sample video once (default settings, models warm), then time
 (the ``Analyzer(tracker=...)`` hook work: ``Tracker.assign`` over the tables), per-track smoothing (EMA 0.5 s)
 and the summaries (video, track, 5 s intervals). Prints their time as a share of the analysis time.
 
-Verdict: scores the FER+ test images once with the default model (no torch), then builds pseudo-clips per gold
-class from ``k`` images of that class plus a share ``f`` of neutral frames (the onset / offset of an expression),
-and reports the balanced accuracy of each verdict method.
+Verdict: scores the FER+ validation and test images with the default model (no torch), builds pseudo-clips per
+gold class from ``k`` images of that class plus a share ``f`` of neutral frames (the onset / offset of an
+expression), and reports the balanced accuracy of each verdict method: on validation (PublicTest), where the
+default method is chosen, and on test (PrivateTest), reported beside it.
 """
 
 from __future__ import annotations
@@ -77,11 +78,11 @@ def bench_speed(video: Path, every: int) -> str:
     return "\n".join(lines)
 
 
-def _probs() -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+def _probs(split: str) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     from ferkit.inference import ExpressionModel
     from ferkit.training.data import load_npz
 
-    fs = load_npz("test", "ferplus")
+    fs = load_npz(split, "ferplus")
     keep = fs.labels >= 0
     m = ExpressionModel.load("default", threads=2)
     imgs = fs.images[keep]
@@ -90,9 +91,15 @@ def _probs() -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
 
 
 def bench_verdict(n_clips: int, seed: int) -> str:
+    """Validation table (selection), then the test table."""
+    parts = [_verdict_table(split, n_clips, seed) for split in ("val", "test")]
+    return "\n\n".join(parts)
+
+
+def _verdict_table(split: str, n_clips: int, seed: int) -> str:
     from ferkit.video.aggregate import verdict
 
-    P, y, classes = _probs()
+    P, y, classes = _probs(split)
     C = len(classes)
     neu = classes.index("neutral")
     rng = np.random.default_rng(seed)
@@ -119,7 +126,8 @@ def bench_verdict(n_clips: int, seed: int) -> str:
             res[m][(k, f)] = rec.mean()
             neutral_recall[m].append(rec[neu])
     head = "| method | " + " | ".join(f"k{k} f{f}" for k, f in grid) + " | mean f<=0.5 | mean all | neutral recall |"
-    lines = [f"FER+ test ({len(P)} images), {n_clips} pseudo-clips per class and cell, balanced accuracy;",
+    name = {"val": "validation (PublicTest; the default is chosen here)", "test": "test (PrivateTest)"}[split]
+    lines = [f"### FER+ {name}", "", f"{len(P)} images, {n_clips} pseudo-clips per class and cell, balanced accuracy;",
              "k = images of the gold class per clip, f = share of neutral frames added to non-neutral clips", "",
              head, "|---" * (len(grid) + 4) + "|"]
     for m in methods:
