@@ -130,20 +130,30 @@ def stratified_folds(labels: np.ndarray, k: int, seed: int) -> list[np.ndarray]:
 
 
 class ModelEMA:
+    """Exponential moving average of a model's weights and buffers, updated with a few fused multi-tensor
+    kernels (the per-step cost matters on a GPU, where training small nets is launch-bound)."""
+
     def __init__(self, model: nn.Module, decay: float) -> None:
         self.module = copy.deepcopy(model).eval()
         self.decay = decay
         for p in self.module.parameters():
             p.requires_grad_(False)
+        # state_dict() tensors share storage with the live parameters and buffers (optimizer steps and
+        # load_state_dict work in place), so the pairs stay valid as long as neither model is moved to another
+        # device or memory format afterwards.
+        ema, live = self.module.state_dict(), model.state_dict()
+        floats = [k for k, v in ema.items() if v.dtype.is_floating_point]
+        others = [k for k, v in ema.items() if not v.dtype.is_floating_point]
+        self._ema_f, self._live_f = [ema[k] for k in floats], [live[k] for k in floats]
+        self._ema_o, self._live_o = [ema[k] for k in others], [live[k] for k in others]
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
-        msd = model.state_dict()
-        for k, v in self.module.state_dict().items():
-            if v.dtype.is_floating_point:
-                v.mul_(self.decay).add_(msd[k].detach(), alpha=1 - self.decay)
-            else:
-                v.copy_(msd[k])
+        """One EMA step towards ``model`` (the model this EMA was built from)."""
+        if self._ema_f:
+            torch._foreach_lerp_(self._ema_f, self._live_f, 1.0 - self.decay)
+        for e, v in zip(self._ema_o, self._live_o):
+            e.copy_(v)
 
 
 def head_parameters(model: nn.Module) -> list[nn.Parameter]:
@@ -290,8 +300,8 @@ class Trainer:
     def distill_loss(self, logits: torch.Tensor, x: torch.Tensor, boxes: torch.Tensor | None) -> torch.Tensor:
         """``T^2 KL(p_teacher || p_student)`` at temperature ``T``, teachers averaged in probability."""
         t = self.cfg.kd_temperature
-        dev = self.device
-        with torch.no_grad(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=self.cfg.amp and dev.type == "cuda"):
+        bf16 = self.cfg.amp and self.device.type == "cuda"
+        with torch.no_grad(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
             probs = 0
             for m in self.teachers:
                 z = m(x, boxes) if boxes is not None and getattr(m, "wants_boxes", False) else m(x)
