@@ -62,6 +62,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    help="online distillation from this trained run (repeat for an ensemble of teachers)")
     p.add_argument("--kd-weight", type=float, help="weight of the distillation term (default 0.5)")
     p.add_argument("--kd-temperature", type=float, help="distillation temperature (default 2)")
+    p.add_argument("--kd-views", type=int,
+                   help="cache N augmented views per training face and the teachers' outputs on them once, "
+                        "then train without teacher forwards (default 0: teachers run on every batch)")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--quiet", action="store_true")
 
@@ -87,6 +90,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "folds": args.folds, "seed": args.seed, "device": args.device, "deadline_min": args.deadline_min,
         "max_train": args.max_train, "max_eval": args.max_eval, "workers_threads": args.threads,
         "teachers": args.teacher, "kd_weight": args.kd_weight, "kd_temperature": args.kd_temperature,
+        "kd_views": args.kd_views,
     }
     d.update({k: v for k, v in flat.items() if v is not None})
     if args.model_arg:

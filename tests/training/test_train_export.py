@@ -211,3 +211,46 @@ def test_online_distillation(small_sets, tmp_path):
         y7 = np.clip(tr.labels, 0, 6)
         tr7 = FaceSet(tr.images, np.eye(7, dtype=np.float32)[y7], tuple(tr.classes[:7]), y7)
         Trainer(fer7, tmp_path / "bad", train=tr7, val=va, quiet=True)
+
+
+def test_view_bank_distillation(small_sets, tmp_path):
+    """kd_views: views and teacher outputs are cached once (deterministic), teachers are freed, and the
+    cached outputs are the teachers' outputs on exactly the cached pixels."""
+    tr, va = small_sets
+    teacher = tmp_path / "teacher"
+    Trainer(TrainConfig(model="cnn4", epochs=1, batch_size=128, device="cpu"), teacher, train=tr, val=va,
+            quiet=True).run()
+    cfg = {"model": "cnn4", "epochs": 1, "batch_size": 128, "patience": 0, "device": "cpu",
+           "teachers": [str(teacher)], "kd_weight": 0.8, "kd_views": 3}
+    t = Trainer(TrainConfig.from_dict(cfg), tmp_path / "bank", train=tr, val=va, quiet=True)
+    assert t.teachers == [] and t.bank.shape == (3, len(tr), 1, 48, 48) and t.bank.dtype == torch.uint8
+    assert t.bank_probs.shape == (3, len(tr), len(tr.classes))
+    assert torch.allclose(t.bank_probs.float().sum(-1), torch.ones(3, len(tr)), atol=1e-2)
+    # Views differ from each other and from the originals (augmentation), but are reproducible.
+    assert not torch.equal(t.bank[0], t.bank[1]) and not torch.equal(t.bank[0], t.x_train)
+    again = Trainer(TrainConfig.from_dict(cfg), tmp_path / "bank2", train=tr, val=va, quiet=True)
+    assert torch.equal(again.bank, t.bank)
+    # The cached outputs are the teacher's on the cached pixels.
+    from ferkit.training.export import load_run_model
+
+    m, _ = load_run_model(teacher)
+    with torch.no_grad():
+        p = torch.softmax(m(t.bank[2, :32].float() / 255) / 2.0, 1)
+    assert torch.allclose(p, t.bank_probs[2, :32].float(), atol=2e-3)
+    metrics = t.run()
+    assert 0 <= metrics["val"]["accuracy"] <= 1
+    notes = [json.loads(x) for x in (tmp_path / "bank" / "log.jsonl").read_text().splitlines()]
+    assert any("view bank: 3 views" in r.get("note", "") for r in notes)
+    with pytest.raises(ValueError, match="mixup"):
+        Trainer(TrainConfig.from_dict({**cfg, "mixup": 0.2}), tmp_path / "bad", train=tr, val=va, quiet=True)
+
+
+def test_deadline_stops_training(small_sets, tmp_path):
+    """A wall-clock budget (counted from the trainer's construction) ends the run after the epoch that
+    crosses it, with a note in the log and a usable best checkpoint."""
+    tr, va = small_sets
+    cfg = TrainConfig(model="cnn4", epochs=50, batch_size=128, patience=0, device="cpu", deadline_min=0.001)
+    m = Trainer(cfg, tmp_path / "run", train=tr, val=va, quiet=True).run()
+    assert m["epochs_run"] == 1
+    log = (tmp_path / "run" / "log.jsonl").read_text()
+    assert "deadline of 0.001 min reached after epoch 1" in log

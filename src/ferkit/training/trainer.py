@@ -75,6 +75,9 @@ class TrainConfig:
     teachers: list[str] = field(default_factory=list)
     kd_weight: float = 0.5
     kd_temperature: float = 2.0
+    # > 0 (with teachers): augment every training face this many times once, cache the views (uint8) and the
+    # teachers' outputs on them, then train on the cached views with no teacher forwards (full-speed epochs).
+    kd_views: int = 0
     max_train: int = 0  # > 0: use only the first N training images (tests, smoke runs)
     max_eval: int = 0
 
@@ -216,6 +219,7 @@ class Trainer:
         val: FaceSet | None = None,
         quiet: bool = False,
     ) -> None:
+        self.t_start = time.time()  # wall time and deadlines count data loading and the view bank too
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -278,6 +282,9 @@ class Trainer:
         self.gen = torch.Generator(device=dev)
         self.gen.manual_seed(cfg.seed)
         self.log_path = self.run_dir / "log.jsonl"
+        self.bank = self.bank_probs = None
+        if cfg.kd_views > 0 and self.teachers:
+            self._build_view_bank()
 
     def _load_teachers(self) -> list[nn.Module]:
         """Frozen teacher models for online distillation (``cfg.teachers``), on the training device."""
@@ -297,8 +304,8 @@ class Trainer:
             out.append(m.to(memory_format=torch.channels_last) if self.channels_last else m)
         return out
 
-    def distill_loss(self, logits: torch.Tensor, x: torch.Tensor, boxes: torch.Tensor | None) -> torch.Tensor:
-        """``T^2 KL(p_teacher || p_student)`` at temperature ``T``, teachers averaged in probability."""
+    def teacher_probs(self, x: torch.Tensor, boxes: torch.Tensor | None = None) -> torch.Tensor:
+        """Mean teacher probability at temperature ``T`` (``cfg.kd_temperature``)."""
         t = self.cfg.kd_temperature
         bf16 = self.cfg.amp and self.device.type == "cuda"
         with torch.no_grad(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
@@ -306,8 +313,48 @@ class Trainer:
             for m in self.teachers:
                 z = m(x, boxes) if boxes is not None and getattr(m, "wants_boxes", False) else m(x)
                 probs = probs + torch.softmax(z.float() / t, dim=1)
-            probs = probs / len(self.teachers)
+        return probs / len(self.teachers)
+
+    def distill_loss(self, logits: torch.Tensor, x: torch.Tensor, boxes: torch.Tensor | None,
+                     probs: torch.Tensor | None = None) -> torch.Tensor:
+        """``T^2 KL(p_teacher || p_student)`` at temperature ``T``, teachers averaged in probability (or the
+        given cached ``probs``)."""
+        t = self.cfg.kd_temperature
+        if probs is None:
+            probs = self.teacher_probs(x, boxes)
         return F.kl_div(F.log_softmax(logits.float() / t, dim=1), probs, reduction="batchmean") * t * t
+
+    def _build_view_bank(self) -> None:
+        """``cfg.kd_views`` augmented views of every training face (uint8, on the training device) and the
+        teachers' probabilities on exactly those pixels; the teachers are freed afterwards."""
+        cfg, dev = self.cfg, self.device
+        if self.b_train is not None or cfg.mixup > 0:
+            raise ValueError("kd_views does not support region-box models or mixup")
+        t0 = time.time()
+        n, k = len(self.x_train), len(self.classes)
+        self.bank = torch.empty((cfg.kd_views, *self.x_train.shape), dtype=torch.uint8, device=dev)
+        self.bank_probs = torch.empty((cfg.kd_views, n, k), dtype=torch.float16, device=dev)
+        gen = torch.Generator(device=dev)
+        gen.manual_seed(cfg.seed + 7919)  # the same views when a run resumes
+        chunk = 1024
+        try:
+            from tqdm.auto import tqdm
+        except ImportError:  # pragma: no cover
+            tqdm = None
+        views = range(cfg.kd_views)
+        for v in tqdm(views, desc="view bank", leave=False, disable=self.quiet) if tqdm else views:
+            for i in range(0, n, chunk):
+                x = self.x_train[i : i + chunk].float().div_(255)
+                strong = self.minority[self.t_train[i : i + chunk].argmax(1)] if cfg.minority_aug else None
+                q = (augment(x, cfg.augment, strong, gen) * 255).round_().to(torch.uint8)
+                self.bank[v, i : i + chunk] = q
+                xq = q.float().div_(255)
+                if self.channels_last:
+                    xq = xq.contiguous(memory_format=torch.channels_last)
+                self.bank_probs[v, i : i + chunk] = self.teacher_probs(xq).half()
+        self.teachers = []
+        self.log({"note": f"view bank: {cfg.kd_views} views x {n} faces with teacher outputs in "
+                          f"{time.time() - t0:.1f} s"})
 
     # -- sampling ---------------------------------------------------------------------------
     def epoch_indices(self, rng: np.random.Generator) -> np.ndarray:
@@ -368,7 +415,7 @@ class Trainer:
         opt = self.make_optimizer(params, cfg.head_lr if head_only else cfg.lr)
         start_epoch, best_acc, best_epoch, total_epochs = 0, -1.0, -1, cfg.epochs
         history: list[dict[str, Any]] = []
-        wall0 = time.time()
+        wall0 = self.t_start
         last = self.run_dir / "last.pt"
         if last.exists():
             ck = torch.load(last, map_location=dev, weights_only=False)
@@ -427,14 +474,18 @@ class Trainer:
                     lr = cfg.lr * _lr_factor(cfg, body_ep, body_total)
                 for g in opt.param_groups:
                     g["lr"] = lr
-                x = self.x_train[b].float().div_(255)
                 t = self.t_train[b]
                 strong = self.minority[t.argmax(1)] if cfg.minority_aug else None
-                bx = None
-                if self.b_train is not None:
+                bx = cached = None
+                if self.bank is not None:
+                    vi = torch.randint(len(self.bank), (len(b),), device=dev, generator=self.gen)
+                    x = self.bank[vi, b].float().div_(255)
+                    cached = self.bank_probs[vi, b].float()
+                elif self.b_train is not None:
+                    x = self.x_train[b].float().div_(255)
                     x, bx = augment(x, cfg.augment, strong, self.gen, boxes=self.b_train[b])
                 else:
-                    x = augment(x, cfg.augment, strong, self.gen)
+                    x = augment(self.x_train[b].float().div_(255), cfg.augment, strong, self.gen)
                 if self.channels_last:
                     x = x.contiguous(memory_format=torch.channels_last)
                 if cfg.mixup > 0:
@@ -454,8 +505,9 @@ class Trainer:
                 loss = scheme_loss(logits, t, **kw)
                 if cfg.mixup > 0:
                     loss = lam * loss + (1 - lam) * scheme_loss(logits, t[perm], **kw)
-                if self.teachers and cfg.kd_weight > 0:
-                    loss = (1 - cfg.kd_weight) * loss + cfg.kd_weight * self.distill_loss(logits, x, bx)
+                if (self.teachers or cached is not None) and cfg.kd_weight > 0:
+                    kd = self.distill_loss(logits, x, bx, cached)
+                    loss = (1 - cfg.kd_weight) * loss + cfg.kd_weight * kd
                 # Architectures with an auxiliary objective (e.g. RAN's region-biased loss) set
                 # `extra_loss` on their backbone during forward.
                 extra = getattr(getattr(model, "backbone", model), "extra_loss", None)
