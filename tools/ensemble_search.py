@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from ferkit.evaluation.metrics import (  # noqa: E402
+    class_accuracy_weights,
     class_weighted_average,
     classification_report,
     fit_temperature,
@@ -69,7 +70,7 @@ def main(argv: list[str] | None = None) -> None:
         z = val_logits(c, val.images, args.cache / args.data, args.flip)
         t = fit_temperature(z, y)
         rep = classification_report(y, softmax(z, t), val.classes)
-        pc = np.array([v["top1"] for v in rep["per_class"].values()])
+        pc = class_accuracy_weights([{k: v["top1"] for k, v in rep["per_class"].items()}], val.classes)[0]
         macs = int((args.cache / args.data / f"{c.parent.name}_{c.stem}{'_flip' if args.flip else ''}.macs")
                    .read_text())
         info[str(c)] = (z, t, pc, rep["accuracy"], macs)

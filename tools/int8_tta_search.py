@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from ferkit.evaluation.metrics import (  # noqa: E402
+    class_accuracy_weights,
     class_weighted_average,
     classification_report,
     fit_temperature,
@@ -110,7 +111,8 @@ def main(argv: list[str] | None = None) -> None:
             z = m["logits"][idx].mean(0)
             p = softmax(z, fit_temperature(z, y))
             rep = classification_report(y, p, classes)
-            scaled[n, vs] = p, np.array([v["top1"] or 0.0 for v in rep["per_class"].values()]) + 1e-3
+            scaled[n, vs] = p, class_accuracy_weights([{c: v["top1"] for c, v in rep["per_class"].items()}],
+                                                      classes)[0]
     rows = []
     names = list(info)
     for k in range(1, min(args.max_members, len(names)) + 1):

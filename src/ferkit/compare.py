@@ -19,7 +19,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from .evaluation.metrics import class_weighted_average, classification_report, fit_temperature, softmax
+from .evaluation.metrics import (
+    class_accuracy_weights,
+    class_weighted_average,
+    classification_report,
+    fit_temperature,
+    softmax,
+)
 from .training.data import load_npz
 
 #: Where the checkpoints live (not in git): ``$FERKIT_RUNS``, default ``/work/runs`` as on the training machine.
@@ -229,7 +235,7 @@ def compare(entries: list[Entry] | None = None, out_dir: str | Path = "docs/rese
     # Ensemble of all models: weights = per-class validation top-1 of each member.
     val_reps = [classification_report(val.labels, softmax(r["logits"]["val"], r["temperature"]), classes)
                 for r in rows]
-    w = np.array([[rep["per_class"][c]["top1"] or 0.0 for c in classes] for rep in val_reps]) + 1e-3
+    w = class_accuracy_weights([{c: v["top1"] for c, v in rep["per_class"].items()} for rep in val_reps], classes)
     keys = ["test", "val"] + [k for k, (_, imgs) in subsets.items() if imgs is not None and k != "occ_clean"]
     ens = {"name": "ensemble (all, val-acc weighted)", "model": "ensemble",
            "budget": f"{len(rows)} members", "params": sum(r["params"] for r in rows),

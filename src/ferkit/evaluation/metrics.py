@@ -3,6 +3,7 @@ classes, as in the seeds' tables), macro-F1, confusion matrix, expected calibrat
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -93,6 +94,12 @@ def classification_report(labels: np.ndarray, probs: np.ndarray, classes: tuple[
         "confusion": cm.tolist(),
         "classes": list(classes),
     }
+
+
+def class_accuracy_weights(top1: list[Mapping[str, float | None]], classes: Sequence[str]) -> np.ndarray:
+    """``(M, K)`` ensemble weights from each member's per-class validation top-1 (``{class: top1}``; a class
+    without validation faces counts 0), plus 1e-3 so that no class is left without weight."""
+    return np.array([[t.get(c) or 0.0 for c in classes] for t in top1], np.float64) + 1e-3
 
 
 def class_weighted_average(probs: list[np.ndarray], weights: np.ndarray) -> np.ndarray:

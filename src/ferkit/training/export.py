@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..evaluation.metrics import class_accuracy_weights
 from ..face.regions import mesh_region_boxes, region_array
 from ..models import create_model
 
@@ -296,7 +297,7 @@ def build_network(
         net: nn.Module = models[0]
         kind = "single"
     else:
-        w = np.array([[m["val_per_class_top1"][c] or 0.0 for c in classes] for m in member_info]) + 1e-3
+        w = class_accuracy_weights([m["val_per_class_top1"] for m in member_info], classes)
         net = Ensemble(models, w, [m["temperature"] for m in member_info])
         kind = "ensemble (per-class validation-accuracy-weighted average of member probabilities)"
     tta_info = None

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm.auto import tqdm
 
 from ..evaluation.metrics import classification_report, fit_temperature, softmax
 from ..models import create_model
@@ -337,12 +338,7 @@ class Trainer:
         gen = torch.Generator(device=dev)
         gen.manual_seed(cfg.seed + 7919)  # the same views when a run resumes
         chunk = 1024
-        try:
-            from tqdm.auto import tqdm
-        except ImportError:  # pragma: no cover
-            tqdm = None
-        views = range(cfg.kd_views)
-        for v in tqdm(views, desc="view bank", leave=False, disable=self.quiet) if tqdm else views:
+        for v in tqdm(range(cfg.kd_views), desc="view bank", leave=False, disable=self.quiet):
             for i in range(0, n, chunk):
                 x = self.x_train[i : i + chunk].float().div_(255)
                 strong = self.minority[self.t_train[i : i + chunk].argmax(1)] if cfg.minority_aug else None
@@ -439,10 +435,6 @@ class Trainer:
                 print(f"resuming {self.run_dir} at epoch {start_epoch}", file=sys.stderr)
         rng = np.random.default_rng(cfg.seed + 1000 * start_epoch)
         bad_epochs = 0 if best_epoch < 0 else max(0, start_epoch - 1 - best_epoch)
-        try:
-            from tqdm.auto import tqdm
-        except ImportError:  # pragma: no cover
-            tqdm = None
         epoch = start_epoch
         while epoch < total_epochs:
             t_ep = time.time()
@@ -454,8 +446,7 @@ class Trainer:
             model.train()
             idx = torch.from_numpy(self.epoch_indices(rng)).to(dev)
             n_steps = math.ceil(len(idx) / cfg.batch_size)
-            it = range(n_steps)
-            bar = tqdm(it, desc=f"epoch {epoch + 1}/{total_epochs}", leave=False, disable=self.quiet) if tqdm else it
+            bar = tqdm(range(n_steps), desc=f"epoch {epoch + 1}/{total_epochs}", leave=False, disable=self.quiet)
             loss_sum, seen = torch.zeros((), device=dev), 0
             for s in bar:
                 b = idx[s * cfg.batch_size : (s + 1) * cfg.batch_size]
@@ -475,8 +466,9 @@ class Trainer:
                 for g in opt.param_groups:
                     g["lr"] = lr
                 t = self.t_train[b]
-                strong = self.minority[t.argmax(1)] if cfg.minority_aug else None
                 bx = cached = None
+                # Minority-class samples get stronger augmentation (the view bank applied it when built).
+                strong = self.minority[t.argmax(1)] if cfg.minority_aug and self.bank is None else None
                 if self.bank is not None:
                     vi = torch.randint(len(self.bank), (len(b),), device=dev, generator=self.gen)
                     x = self.bank[vi, b].float().div_(255)
