@@ -91,6 +91,23 @@ def test_annotate(samples: Path, tmp_path: Path) -> None:
     assert n == 24 and cap.get(cv2.CAP_PROP_FRAME_WIDTH) == 640
 
 
+def test_annotate_keeps_every_name(samples: Path, tmp_path: Path) -> None:
+    """Same file names in different folders, or with different extensions, get distinct annotated files."""
+    import shutil
+
+    import cv2
+
+    coll = tmp_path / "coll"
+    for rel in ("a/x.jpg", "b/x.jpg", "x.jpg"):
+        (coll / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(samples / "single_face.jpg", coll / rel)
+    cv2.imwrite(str(coll / "x.png"), cv2.imread(str(samples / "single_face.jpg")))
+    ann = tmp_path / "ann"
+    assert run(coll, "--annotate", ann, "-q", "-o", tmp_path / "r.csv") == 0
+    written = sorted(str(p.relative_to(ann)) for p in ann.rglob("*.jpg"))
+    assert written == ["a/x.jpg", "b/x.jpg", "x.jpg", "x_png.jpg"]
+
+
 def test_no_detect_and_options(samples: Path, tmp_path: Path) -> None:
     out = tmp_path / "r.csv"
     assert run(samples / "multi_face.jpg", "--no-detect", "-o", out, "-q") == 0

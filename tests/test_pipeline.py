@@ -322,3 +322,15 @@ def test_progress_bar_on_a_terminal_only(az: Analyzer, samples: Path, monkeypatc
     monkeypatch.setattr(sys, "stderr", pipe)
     az.analyze(samples / "single_face.mp4", progress=True)
     assert pipe.getvalue() == ""
+
+
+def test_downscaled_photo_reports_full_size_coordinates(samples: Path) -> None:
+    """A photo over ``max_pixels`` is analysed smaller, but boxes and landmarks refer to the original."""
+    from ferkit import Analyzer
+
+    with Analyzer(landmarks=True) as full, Analyzer(landmarks=True, max_pixels=100_000) as small:
+        a = full.analyze(samples / "single_face.jpg").tables[0]
+        b = small.analyze(samples / "single_face.jpg").tables[0]
+    assert len(a) == len(b) == 1
+    assert np.allclose(a.boxes, b.boxes, atol=0.06 * a.boxes[0, 2])  # within 6 % of the face size
+    assert np.nanmax(np.abs(a.landmarks - b.landmarks)) < 0.06 * a.boxes[0, 2]

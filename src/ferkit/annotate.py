@@ -1,7 +1,8 @@
 """Annotated output for ``ferkit analyze --annotate DIR``: face boxes, the top emotion and probability bars.
 
 Photos are written as ``DIR/<name>.jpg``, videos as ``DIR/<name>.mp4`` (H.264 through PyAV, the analysed frames
-at the analysed frame rate).
+at the analysed frame rate). Sub-folders of the inputs are mirrored under ``DIR``, and names that would clash
+(``x.jpg`` beside ``x.png``) keep their original extension in the name (``x_png.jpg``): see :func:`output_paths`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 from ferkit.errors import OutputError
 from ferkit.results import FaceTable
 
-__all__ = ["VideoAnnotator", "annotate_image", "draw_faces", "output_path"]
+__all__ = ["VideoAnnotator", "annotate_image", "draw_faces", "output_path", "output_paths"]
 
 #: BGR colour per emotion (others: grey).
 COLOURS: dict[str, tuple[int, int, int]] = {
@@ -28,9 +29,41 @@ _FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
 def output_path(folder: str | os.PathLike[str], source: str, ext: str) -> Path:
-    """``folder/<stem of source><ext>`` (``<array 3>`` -> ``array_3``)."""
-    stem = Path(source).stem if not source.startswith("<") else source.strip("<>").replace(" ", "_")
-    return Path(folder) / f"{stem or 'image'}{ext}"
+    """``folder/<stem of source><ext>`` (``<array 3>`` -> ``array_3``) for one source on its own."""
+    return output_paths(folder, [(source, ext)])[0]
+
+
+def output_paths(folder: str | os.PathLike[str], items: Sequence[tuple[str, str]]) -> list[Path]:
+    """One distinct annotated-output path per ``(source, ext)`` of a run.
+
+    Files keep their folder relative to the deepest folder holding all file sources (``in/a/x.jpg`` and
+    ``in/b/x.jpg`` -> ``DIR/a/x.jpg``, ``DIR/b/x.jpg``). A name taken already (compared case-insensitively)
+    gets the source's extension (``x.png`` -> ``x_png.jpg``), then a counter. Arrays (``<array 3>``) become
+    ``array_3<ext>``.
+    """
+    root = Path(folder)
+    files = [os.path.abspath(src) for src, _ in items if not src.startswith("<")]
+    try:
+        base = os.path.commonpath([os.path.dirname(f) for f in files]) if files else ""
+    except ValueError:  # e.g. different drives
+        base = ""
+    taken: set[str] = set()
+    out: list[Path] = []
+    for src, ext in items:
+        if src.startswith("<"):
+            rel_dir, stem, suffix = Path(), src.strip("<>").replace(" ", "_") or "image", ""
+        else:
+            full = Path(os.path.abspath(src))
+            rel_dir = Path(os.path.relpath(full.parent, base)) if base else Path()
+            stem, suffix = full.stem or "image", full.suffix.lstrip(".")
+        candidates = [stem, *([f"{stem}_{suffix}"] if suffix else [])]
+        name = next((c for c in candidates if str(rel_dir / f"{c}{ext}").lower() not in taken), None)
+        k = 2
+        while name is None or str(rel_dir / f"{name}{ext}").lower() in taken:
+            name, k = f"{candidates[-1]}-{k}", k + 1
+        taken.add(str(rel_dir / f"{name}{ext}").lower())
+        out.append(root / rel_dir / f"{name}{ext}")
+    return out
 
 
 def draw_faces(image: np.ndarray, boxes: np.ndarray, probs: np.ndarray, classes: Sequence[str],
@@ -116,11 +149,23 @@ def _table_rows(table: FaceTable, start: int, n: int) -> tuple[np.ndarray, np.nd
     return table.boxes[sl], table.probs[sl], lm
 
 
-def annotate_image(image: np.ndarray, table: FaceTable, classes: Sequence[str], path: str | os.PathLike[str]) -> Path:
-    """Write ``image`` with the faces of ``table`` drawn on it to ``path``; returns the path."""
+def annotate_image(image: np.ndarray, table: FaceTable, classes: Sequence[str], path: str | os.PathLike[str],
+                   scale: float = 1.0) -> Path:
+    """Write ``image`` with the faces of ``table`` drawn on it to ``path``; returns the path.
+
+    ``scale``: size of ``image`` over the size the table's coordinates refer to (below 1 when a huge photo
+    was analysed downscaled: the annotated copy is the downscaled one).
+    """
     boxes, probs, lm = _table_rows(table, 0, len(table))
+    if scale != 1.0:
+        boxes = boxes * scale
+        lm = lm * scale if lm is not None else None
     out = draw_faces(image, boxes, probs, classes, lm)
     p = Path(path)
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot write annotated image {p}: {exc}") from None
     ok = cv2.imwrite(str(p), out, [cv2.IMWRITE_JPEG_QUALITY, 92])
     if not ok:
         raise OutputError(f"cannot write annotated image {p}")
@@ -144,6 +189,7 @@ class VideoAnnotator:
         import av
 
         try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             self._container = av.open(str(self.path), "w")
         except Exception as exc:  # noqa: BLE001 - av.FFmpegError, OSError
             raise OutputError(f"cannot write annotated video {self.path}: {exc}") from None

@@ -83,8 +83,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
                         retry_failed=args.retry_failed, recursive=not args.no_recursive, progress=not args.quiet)
     if not args.quiet or summary.failed:
         print(summary.describe(), file=sys.stderr)
-    if summary.total and summary.failed == summary.total:
-        return 2
+    if summary.total and summary.failed == summary.total and not summary.partial:
+        return 2  # nothing analysed at all; a partial result (e.g. a truncated video) still has rows
     return 1 if summary.failed else 0
 
 

@@ -538,7 +538,7 @@ _ENGINE: _Engine | None = None  # the engine of a worker process
 @dataclass(frozen=True)
 class _ImageTask:
     items: tuple[tuple[int, str], ...]  # (source index, path)
-    annotate_dir: str | None = None
+    annotate: tuple[str, ...] | None = None  # annotated-output path per item
 
 
 @dataclass(frozen=True)
@@ -578,10 +578,13 @@ def _analyze_image_task(engine: _Engine, task: _ImageTask) -> list[_ImageDone]:
 
     cfg = engine.cfg
     loaded: list[tuple[int, str, np.ndarray]] = []
+    scales: dict[int, float] = {}  # < 1 for photos analysed downscaled (over max_pixels)
     errors: dict[int, str] = {}
     for src, path in task.items:
         try:
-            loaded.append((src, path, load_image(path, max_pixels=cfg.max_pixels)))
+            img, info = load_image(path, max_pixels=cfg.max_pixels, return_info=True)
+            loaded.append((src, path, img))
+            scales[src] = info.scale
         except (FerkitError, OSError, MemoryError, ValueError) as exc:
             errors[src] = _one_line(exc)
     try:
@@ -595,13 +598,19 @@ def _analyze_image_task(engine: _Engine, task: _ImageTask) -> list[_ImageDone]:
                 errors[src] = f"analysis failed: {_one_line(exc)}"
                 faces.append(engine.no_faces(0, 0.0))
     tables = {src: engine.classify([f], path) for (src, path, _), f in zip(loaded, faces) if src not in errors}
-    if task.annotate_dir:
-        from ferkit.annotate import annotate_image, output_path
+    for src, t in tables.items():  # coordinates of the full-size photo, whatever size it was analysed at
+        if scales.get(src, 1.0) != 1.0:
+            t.boxes = (t.boxes / scales[src]).astype(np.float32)
+            if t.landmarks is not None:
+                t.landmarks = (t.landmarks / scales[src]).astype(np.float32)
+    if task.annotate is not None:
+        from ferkit.annotate import annotate_image
 
-        for src, path, img in loaded:
+        outputs = dict(zip((src for src, _ in task.items), task.annotate))
+        for src, _, img in loaded:
             if src in tables:
                 try:
-                    annotate_image(img, tables[src], engine.classes, output_path(task.annotate_dir, path, ".jpg"))
+                    annotate_image(img, tables[src], engine.classes, outputs[src], scale=scales.get(src, 1.0))
                 except (OSError, FerkitError) as exc:
                     errors[src] = f"cannot write the annotated image: {_one_line(exc)}"
     return [_ImageDone(src, tables.get(src), errors.get(src)) for src, _ in task.items]
@@ -822,6 +831,7 @@ class _Source:
     path: Path | None = None
     array: np.ndarray | None = None
     error: str | None = None
+    annotate_to: str | None = None  # annotated-output path (with --annotate)
 
 
 class Analyzer:
@@ -959,6 +969,12 @@ class Analyzer:
                 from ferkit.errors import OutputError
 
                 raise OutputError(f"cannot create folder {adir} for annotated output: {_one_line(exc)}") from None
+            from ferkit.annotate import output_paths
+
+            live = [s for s in sources if s.error is None]
+            for s, out in zip(live, output_paths(adir, [(s.name, ".mp4" if s.kind == "video" else ".jpg")
+                                                        for s in live])):
+                s.annotate_to = str(out)
         runner = self._get_runner()
         bar = _progress(progress, sources)
         with _cv2_threads(1 if self.workers > 1 else None):
@@ -1013,9 +1029,9 @@ class Analyzer:
         faces = eng.image_faces([img])
         t = eng.classify(faces, s.name)
         if adir is not None:
-            from ferkit.annotate import annotate_image, output_path
+            from ferkit.annotate import annotate_image
 
-            annotate_image(img, t, eng.classes, output_path(adir, s.name, ".jpg"))
+            annotate_image(img, t, eng.classes, s.annotate_to or os.path.join(adir, "image.jpg"))
         yield from self._finish(s, t, SourceStatus(s.name, "image", "ok" if len(t) else "no_face", frames=1,
                                                    frames_with_faces=int(len(t) > 0), faces=len(t)))
 
@@ -1023,8 +1039,12 @@ class Analyzer:
                 adir: str | None) -> Iterator[Any]:
         n = j - i
         per_task = max(1, min(8, math.ceil(n / (4 * runner.workers))))
-        tasks = (_ImageTask(tuple((k, str(sources[k].path)) for k in range(a, min(a + per_task, j))), adir)
-                 for a in range(i, j, per_task))
+        def task(a: int) -> _ImageTask:
+            ks = range(a, min(a + per_task, j))
+            return _ImageTask(tuple((k, str(sources[k].path)) for k in ks),
+                              tuple(str(sources[k].annotate_to) for k in ks) if adir is not None else None)
+
+        tasks = (task(a) for a in range(i, j, per_task))
         for done_list in runner.run(tasks, parallel=n >= 4):
             for d in done_list:
                 s = sources[d.src]
@@ -1061,7 +1081,7 @@ class Analyzer:
         cfg = self.cfg
         if workers < 2 or info.backend != "pyav" or not info.fps or info.duration_s <= 0:
             return None
-        if info.n_frames and abs(info.n_frames - info.duration_s * info.fps) > 0.02 * info.n_frames + 2:
+        if info.vfr or (info.n_frames and abs(info.n_frames - info.duration_s * info.fps) > 0.02 * info.n_frames + 2):
             return None  # variable frame rate: frame numbers are exact only in one pass
         t0 = cfg.start or 0.0
         t1 = min(cfg.end, info.duration_s) if cfg.end is not None else info.duration_s
@@ -1157,7 +1177,7 @@ class Analyzer:
                     results: Iterable[_VideoDone] = [task]
                 else:
                     fps_out = self.cfg.fps or (info.fps / self.cfg.every if info.fps else 25.0)
-                    results = self._one_pass(task, adir, fps_out)
+                    results = self._one_pass(task, sources[src].annotate_to if adir is not None else None, fps_out)
                 yield from self._collect(status, results, bar)
             return
         statuses: dict[int, SourceStatus] = {}
@@ -1179,13 +1199,13 @@ class Analyzer:
         for d in results:
             yield from self._collect(statuses[d.src], of_source(d), bar)
 
-    def _one_pass(self, task: _VideoTask, adir: str | None, fps_out: float) -> Iterator[_VideoDone]:
-        """A video analysed in this process, batch by batch (and written annotated when ``adir`` is set)."""
+    def _one_pass(self, task: _VideoTask, annotate_to: str | None, fps_out: float) -> Iterator[_VideoDone]:
+        """A video analysed in this process, batch by batch (and written annotated to ``annotate_to``)."""
         writer = None
-        if adir is not None:
-            from ferkit.annotate import VideoAnnotator, output_path
+        if annotate_to is not None:
+            from ferkit.annotate import VideoAnnotator
 
-            writer = VideoAnnotator(output_path(adir, task.path, ".mp4"), fps_out, self.classes)
+            writer = VideoAnnotator(annotate_to, fps_out, self.classes)
         empty = FaceTable.empty(task.path, len(self.classes), self.cfg.landmarks)
         try:
             for item in _video_batches(self.engine, task, keep_images=writer is not None):

@@ -17,6 +17,7 @@ import numpy as np
 
 from ferkit.batch.archive import Archive, atomic_write_bytes, iter_archive_rows
 from ferkit.errors import InputError
+from ferkit.labels import EMOTIONS
 
 __all__ = ["contact_sheet", "search_archive", "write_sidecars"]
 
@@ -28,6 +29,11 @@ def _match_source(sources: Any, pattern: str) -> Any:
     if any(c in pattern for c in "*?["):
         return sources.map(lambda s: fnmatch.fnmatchcase(s, pattern) or fnmatch.fnmatchcase(Path(s).name, pattern))
     return sources.str.contains(pattern, regex=False)
+
+
+def _emotion_columns(df: Any) -> list[str]:
+    """The expression probability columns of a result table, in :data:`ferkit.labels.EMOTIONS` order."""
+    return [c for c in EMOTIONS if c in df.columns]
 
 
 def search_archive(root: str | os.PathLike[str], *, emotion: str | None = None, sentiment: str | None = None,
@@ -51,10 +57,8 @@ def search_archive(root: str | os.PathLike[str], *, emotion: str | None = None, 
     for rec, df in iter_archive_rows(root):
         if source is not None and not _match_source(pd.Series([rec.source]), source).iloc[0]:
             continue
-        if classes is None:  # the class columns follow sentiment_score
-            cols = list(df.columns)
-            end = cols.index("landmarks") if "landmarks" in cols else len(cols)
-            classes = cols[cols.index("sentiment_score") + 1:end]
+        if classes is None:  # the emotion probability columns (not sharpness or other extras)
+            classes = _emotion_columns(df)
             if emotion is not None and emotion not in classes:
                 raise InputError(f"unknown emotion {emotion!r}; the archive has {', '.join(classes)}")
         df = df.drop(columns=["landmarks"], errors="ignore")
@@ -189,8 +193,7 @@ def write_sidecars(root: str | os.PathLike[str], *, out_dir: str | os.PathLike[s
         tags: set[str] = {f"faces/{rec.faces}"}
         if rec.part and (arch.parts / rec.part).is_file():
             df = pq.read_table(arch.parts / rec.part).to_pandas().drop(columns=["landmarks"], errors="ignore")
-            cols = list(df.columns)
-            classes = cols[cols.index("sentiment_score") + 1:]
+            classes = _emotion_columns(df)
             for r in df.to_dict("records"):
                 p = float(r[r["emotion"]])
                 faces.append({"face_id": int(r["face_id"]),

@@ -77,6 +77,12 @@ def test_cli_exit_codes(samples, tmp_path, capsys):
     assert main(["batch", str(samples / "single_face.jpg"), str(bad / "x.jpg"), "-o", str(tmp_path / "o2"),
                  "--workers", "1", "-q"]) == 1
     assert main(["batch", str(samples / "single_face.jpg"), "-o", str(tmp_path / "o2"), "-q"]) == 0
+    # A video that ends early keeps its rows: "some failed" (1), not "nothing analysed" (2)
+    data = (samples / "WolfgangLanger_Pexels.mp4").read_bytes()  # 'moov' first: the cut file stays decodable
+    (tmp_path / "cut.mp4").write_bytes(data[: int(len(data) * 0.2)])
+    assert main(["batch", str(tmp_path / "cut.mp4"), "-o", str(tmp_path / "o3"), "-q", "--workers", "1",
+                 "--every", "8"]) == 1
+    assert "1 failed (1 in part)" in capsys.readouterr().err
 
 
 def test_second_run_on_locked_folder_refused(tmp_path):

@@ -15,6 +15,8 @@ def test_search_filters(local_job):
     inputs, out, _ = local_job
     allf = search_archive(out, top=None)
     assert len(allf) == 7 and allf["score"].is_monotonic_decreasing
+    assert allf["score"].between(0, 1).all()  # the top emotion probability, never the sharpness column
+    assert (search_archive(out, sentiment="negative", min_prob=0.99)["score"] >= 0.99).all()
     five = search_archive(out, faces=5)
     assert len(five) == 5 and set(five["source"]) == {str(inputs / "multi_face.jpg")}
     single = search_archive(out, max_faces=1)
@@ -27,6 +29,8 @@ def test_search_filters(local_job):
     assert len(search_archive(out, source="multi_")) == 5
     with pytest.raises(InputError, match="unknown emotion"):
         search_archive(out, emotion="joy")
+    with pytest.raises(InputError, match="unknown emotion"):
+        search_archive(out, emotion="sharpness")
 
 
 def test_contact_sheet_and_cli(local_job, tmp_path, capsys):
@@ -51,5 +55,7 @@ def test_tag_sidecars(local_job, tmp_path):
     doc = json.loads(next(p for p in found if p.name.startswith("multi_face")).read_text())
     assert len(doc["faces"]) == 5 and "faces/5" in doc["tags"]
     assert any(t.startswith("emotion/") for t in doc["tags"])
+    probs = doc["faces"][0]["probabilities"]
+    assert "sharpness" not in probs and sum(probs.values()) == pytest.approx(1.0, abs=1e-3)
     nf = json.loads(next(p for p in found if p.name.startswith("free-mountain")).read_text())
     assert nf["faces"] == [] and nf["tags"] == ["faces/0"]

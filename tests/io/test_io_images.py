@@ -92,6 +92,10 @@ def test_exif_orientation_6_is_rotated_clockwise(tmp_path: Path) -> None:
     assert info.orig_size == (40, 60) and not info.downscaled
     raw = load_image(p, exif=False)
     assert raw.shape == (40, 60, 3)
+    # A Pillow image (the Python API accepts one) is turned upright the same way, and not twice
+    with Image.open(p) as im:
+        assert np.array_equal(to_bgr(im), img)
+        assert np.array_equal(to_bgr(ImageOps.exif_transpose(im)), img)
 
 
 @pytest.mark.parametrize("orientation", range(1, 9))

@@ -83,6 +83,15 @@ def test_start_end(samples: Path) -> None:
     assert stream.complete
 
 
+def test_variable_frame_rate_start_gives_true_frame_numbers(samples: Path) -> None:
+    """face_noface.mov runs at 30 fps, then slower (average 26.4): after a seek, time x rate is no frame number."""
+    assert probe_video(samples / "face_noface.mov").vfr and not probe_video(samples / WOLF).vfr
+    every = {round(f.time_s, 4): f.index for f in iter_frames(samples / "face_noface.mov")}
+    late = list(iter_frames(samples / "face_noface.mov", start=2.0, end=3.0))
+    assert late[0].index == 60 and late[0].time_s == pytest.approx(2.0, abs=1e-3)
+    assert all(every[round(f.time_s, 4)] == f.index for f in late)
+
+
 def test_other_samples_decode(samples: Path) -> None:
     stream = iter_frames(samples / "no_face.mp4", every=5)
     frames = list(stream)

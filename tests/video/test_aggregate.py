@@ -74,6 +74,11 @@ def test_summaries_video_track_interval(make_rows):
     row = v.iloc[0]
     assert row["rows"] == 50 and row["flagged"] == 50 and row["tracks"] == 2  # the 20 px face is left out
     assert row["share_happy"] == pytest.approx(0.6) and row["verdict"] == "happy"
+    # share_neutral is the emotion's share (not overwritten by the sentiment's): emotion shares sum to 1
+    assert row["share_neutral"] == pytest.approx(0.4)
+    assert sum(row[f"share_{c}"] for c in EMOTIONS) == pytest.approx(1.0)
+    assert row["sentiment_share_positive"] == pytest.approx(0.6)
+    assert row["sentiment_share_neutral"] == pytest.approx(0.4)
     assert v.iloc[1]["status"] == "no_face" and v.iloc[1]["rows"] == 0
     tr = va.summary("track")
     assert list(tr["status"]) == ["ok", "low_quality"]
@@ -90,6 +95,9 @@ def test_sentiment_maps_and_score(make_rows):
     val = VideoAnalytics.from_frame(df).summary("video").iloc[0]
     deb = VideoAnalytics.from_frame(df, sentiment_map="debate").summary("video").iloc[0]
     assert val["sentiment"] == "neutral" and deb["sentiment"] == "positive"
+    # surprise is a neutral sentiment but not the neutral emotion: the two shares are separate columns
+    assert val["share_neutral"] == 0.0 and val["share_surprise"] == 1.0
+    assert val["sentiment_share_neutral"] == 1.0
     assert deb["sentiment_score"] == pytest.approx(0.9 + 0.1 / 7 - 2 * 0.1 / 7 - 0.1 / 7, abs=1e-4)
     df2 = make_rows({0: [(f, (100, 100, 80, 80), "fear") for f in range(10)]})
     assert VideoAnalytics.from_frame(df2).summary("video").iloc[0]["sentiment"] == "negative"

@@ -37,6 +37,7 @@ class BatchSummary:
     ok: int = 0
     no_face: int = 0
     failed: int = 0  # failed or partial
+    partial: int = 0  # of ``failed``: analysed in part (e.g. a truncated video), rows kept
     rows: int = 0
     seconds: float = 0.0
     failures: list[tuple[str, str]] = field(default_factory=list)
@@ -48,8 +49,9 @@ class BatchSummary:
 
     def describe(self, max_reasons: int = 5) -> str:
         """A few readable lines: counts, then the failures grouped by reason."""
+        part = f" ({self.partial} in part)" if self.partial else ""
         lines = [f"{self.total} input{'s' if self.total != 1 else ''}: {self.ok} with faces, {self.no_face} without, "
-                 f"{self.failed} failed; {self.analysed} analysed now ({self.rate:.2f} files/s), "
+                 f"{self.failed} failed{part}; {self.analysed} analysed now ({self.rate:.2f} files/s), "
                  f"{self.skipped} already done; {self.rows} rows"]
         by_reason = Counter(_reason_class(r) for _, r in self.failures)
         for reason, n in by_reason.most_common(max_reasons):
@@ -220,6 +222,7 @@ def run_batch(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[s
             summary.no_face += 1
         else:
             summary.failed += 1
+            summary.partial += rec.status == "partial"
             summary.failures.append((name, rec.reason or rec.status))
     summary.seconds = time.perf_counter() - t0
     return summary

@@ -158,13 +158,16 @@ def to_bgr(image: np.ndarray | PILImage.Image, *, rgb: bool = False,
     [0, 1]. Alpha is composited over ``background`` (BGR). An array already BGR ``uint8`` and
     C-contiguous is returned as is (no copy).
 
-    A Pillow image is accepted too (its mode tells the channel order, so ``rgb`` is not needed).
+    A Pillow image is accepted too (its mode tells the channel order, so ``rgb`` is not needed) and is
+    turned upright by its EXIF orientation, as :func:`load_image` does for files (an image already passed
+    through ``ImageOps.exif_transpose`` has no orientation tag left, so it is not turned twice).
 
     Raises:
         InputError: wrong shape, empty array, unsupported dtype or float values outside [0, 1].
     """
     if hasattr(image, "getbands") and hasattr(image, "mode"):  # a PIL.Image.Image
-        return _pil_to_bgr(image, background)  # type: ignore[arg-type]
+        return _apply_orientation(_pil_to_bgr(image, background),  # type: ignore[arg-type]
+                                  _exif_orientation(image))  # type: ignore[arg-type]
     a = np.asarray(image)
     if a.dtype == object or a.size == 0:
         raise InputError(f"image array is empty or not numeric (shape {a.shape}, dtype {a.dtype})")

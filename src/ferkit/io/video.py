@@ -67,7 +67,9 @@ class VideoInfo:
     """What the container says about a video (``width`` / ``height`` after rotation).
 
     ``fps`` is the average frame rate (0.0 if unknown); ``n_frames`` is an estimate (the
-    container's count, or duration x fps); ``duration_s`` is 0.0 when unknown.
+    container's count, or duration x fps); ``duration_s`` is 0.0 when unknown. ``vfr``: the frame
+    rate varies (the average differs from the stream's base rate), so ``time x fps`` is not a frame
+    number.
     """
 
     path: str
@@ -79,6 +81,7 @@ class VideoInfo:
     codec: str
     backend: str
     rotation: int = 0
+    vfr: bool = False
 
 
 class _OpenError(Exception):
@@ -378,6 +381,9 @@ class _PyAVBackend(_BaseBackend):
         self.start_pts: int | None = s.start_time
         rate = s.average_rate or s.guessed_rate or s.base_rate
         fps = float(rate) if rate else 0.0
+        base = s.guessed_rate or s.base_rate
+        self.vfr = bool(s.average_rate and base and abs(float(s.average_rate) - float(base)) > 0.01 * float(base))
+        self.path = p
         if s.duration and self.tb:
             duration = s.duration * self.tb
         elif c.duration:
@@ -402,7 +408,8 @@ class _PyAVBackend(_BaseBackend):
             w, h = h, w
         n = int(s.frames or 0) or (round(duration * fps) if duration and fps else 0)
         self.info = VideoInfo(path=str(p), width=w, height=h, fps=fps, n_frames=n, duration_s=float(duration),
-                              codec=s.codec_context.name or "?", backend=self.name, rotation=self.rotation)
+                              codec=s.codec_context.name or "?", backend=self.name, rotation=self.rotation,
+                              vfr=self.vfr)
 
     def _packets(self) -> Iterator[Any]:
         if self._demux is None:
@@ -465,9 +472,25 @@ class _PyAVBackend(_BaseBackend):
             self.start_pts = pts
         return (pts - self.start_pts) * self.tb
 
+    def _frames_before(self, pts: int) -> int | None:
+        """Number of frames shown before presentation time ``pts`` (by demuxing, not decoding, from the start),
+        or None if that cannot be read."""
+        try:
+            with self._av.open(str(self.path), metadata_errors="replace") as c:
+                n = 0
+                for packet in c.demux(c.streams.video[0]):
+                    if packet.dts is not None and packet.dts > pts:
+                        break  # later packets are shown later still
+                    if packet.size and packet.pts is not None and packet.pts < pts:
+                        n += 1
+                return n
+        except Exception:  # noqa: BLE001 - fall back to the time x rate estimate
+            return None
+
     def frames(self, start: float | None) -> Iterator[tuple[int, float, Any]]:
         seeked = bool(start) and self._seek(float(start or 0.0))
         index = -1
+        offset: int | None = None  # after a seek in a variable-rate video: frames before the first one decoded
         checked = not seeked
         while True:
             frame = self._next_frame()
@@ -488,7 +511,12 @@ class _PyAVBackend(_BaseBackend):
                     self._last_t = None
                     continue
             self._last_t = t
-            yield (round(t * self.fps) if seeked and self.fps else index), t, frame
+            if seeked and self.vfr and index == 0 and frame.pts is not None:
+                offset = self._frames_before(frame.pts)
+            if offset is not None:
+                yield offset + index, t, frame
+            else:
+                yield (round(t * self.fps) if seeked and self.fps else index), t, frame
 
     def to_bgr(self, raw: Any) -> np.ndarray:
         frame = raw

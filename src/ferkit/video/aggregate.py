@@ -117,7 +117,7 @@ def _group_stats(p: np.ndarray, times: np.ndarray, sent_p: np.ndarray, classes: 
         for c in classes:
             row[f"mean_{c}"] = np.nan
         for s in SENTIMENTS:
-            row[f"share_{s}"] = np.nan
+            row[f"sentiment_share_{s}"] = np.nan
         return row
     top = np.bincount(p.argmax(1), minlength=len(classes)) / n
     mean = p.mean(0)
@@ -133,8 +133,8 @@ def _group_stats(p: np.ndarray, times: np.ndarray, sent_p: np.ndarray, classes: 
         row[f"share_{c}"] = float(v)
     for c, v in zip(classes, mean):
         row[f"mean_{c}"] = float(v)
-    for s, v in zip(SENTIMENTS, stop):
-        row[f"share_{s}"] = float(v)
+    for s, v in zip(SENTIMENTS, stop):  # own prefix: "share_neutral" is the emotion's share
+        row[f"sentiment_share_{s}"] = float(v)
     return row
 
 
@@ -153,7 +153,8 @@ def summarize(df: Any, by: Literal["video", "track", "interval"] = "video", *, s
     Columns: keys, ``rows``, ``flagged``, ``start_s``, ``end_s``, ``verdict`` (``method``),
     ``dominant_majority``, ``dominant_mean``, ``sentiment`` (of the mean sentiment probabilities),
     ``sentiment_score`` (mean P(positive) - P(negative)), ``share_<class>`` (share of frames whose top label
-    is the class), ``mean_<class>``, ``share_negative/neutral/positive``, ``status``.
+    is the class), ``mean_<class>``, ``sentiment_share_negative/neutral/positive`` (share of frames whose top
+    sentiment is that one), ``status``.
     """
     import pandas as pd
 

@@ -71,7 +71,7 @@ def timeline_figure(df: Any, classes: Sequence[str], duration_s: float | None = 
         if np.isnan(t).any():  # blank the gaps (stackplot draws through NaN as zeros)
             for a, b in _nan_spans(t):
                 ax.axvspan(a, b, color="white", zorder=3)
-        ax.set_xlim(0, t_end)
+        ax.set_xlim(0, max(t_end, 1e-3))  # a photo is one instant: a zero-width axis would warn
         ax.set_ylim(0, 1)
         ax.set_ylabel(f"face {fid}", rotation=0, ha="right", va="center")
         ax.set_yticks([0, 0.5, 1])
@@ -108,12 +108,11 @@ def sentiment_figure(df: Any, duration_s: float | None = None) -> Any:
         t, s = _gaps(sub["time_s"].to_numpy(float), sub["sentiment_score"].to_numpy(float), max(3 * step, 0.5))
         ax.plot(t, s, lw=1.4, label=f"face {fid}", color=plt.cm.tab10(k % 10))
     ax.axhline(0, color="#888", lw=0.8)
-    ax.fill_between([0, duration_s or (float(df["time_s"].max()) if len(df) else 1.0)], 0, 1, color="#2ca02c",
-                    alpha=0.06)
-    ax.fill_between([0, duration_s or (float(df["time_s"].max()) if len(df) else 1.0)], -1, 0, color="#d62728",
-                    alpha=0.06)
+    t_end = max(duration_s or (float(df["time_s"].max()) if len(df) else 1.0), 1e-3)  # a photo: one instant
+    ax.fill_between([0, t_end], 0, 1, color="#2ca02c", alpha=0.06)
+    ax.fill_between([0, t_end], -1, 0, color="#d62728", alpha=0.06)
     ax.set_ylim(-1.05, 1.05)
-    ax.set_xlim(0, duration_s or (float(df["time_s"].max()) if len(df) else 1.0))
+    ax.set_xlim(0, t_end)
     ax.set_xlabel("time (s)")
     ax.set_ylabel("P(pos) - P(neg)")
     ax.set_title("Sentiment over time", fontsize=11)

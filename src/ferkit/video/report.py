@@ -63,7 +63,7 @@ def _table(df: Any, cols: list[str], headers: list[str] | None = None, left: tup
 
 
 def _cell(col: str, v: Any) -> str:
-    if col.startswith("share_") and isinstance(v, (float, np.floating)) and v == v:
+    if col.startswith(("share_", "sentiment_share_")) and isinstance(v, (float, np.floating)) and v == v:
         return f"{100 * v:.0f}%"
     if col in ("start_s", "end_s", "interval_start") and isinstance(v, (float, np.floating)) and v == v:
         return f"{v:.1f}"
