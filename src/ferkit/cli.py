@@ -12,17 +12,30 @@ from .errors import FerkitError
 
 
 def _load_config_file(path: str) -> dict[str, Any]:
+    from .errors import ConfigError
+
     p = Path(path)
-    text = p.read_text()
-    if p.suffix in (".yaml", ".yml"):
-        import yaml
+    try:
+        text = p.read_text()
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {p}: {e.strerror or e}") from None
+    try:
+        if p.suffix in (".yaml", ".yml"):
+            import yaml
 
-        return yaml.safe_load(text) or {}
-    if p.suffix == ".toml":
-        import tomllib
+            d = yaml.safe_load(text) or {}
+        elif p.suffix == ".toml":
+            import tomllib
 
-        return tomllib.loads(text)
-    return json.loads(text)
+            d = tomllib.loads(text)
+        else:
+            d = json.loads(text)
+    except Exception as e:  # noqa: BLE001 - yaml / toml / json parse errors
+        raise ConfigError(f"{p} is not a valid {p.suffix.lstrip('.') or 'JSON'} config: "
+                          f"{' '.join(str(e).split())}") from None
+    if not isinstance(d, dict):
+        raise ConfigError(f"{p} must hold a mapping of config keys, not {type(d).__name__}")
+    return d
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
@@ -145,7 +158,7 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     p.add_argument("runs", nargs="+", metavar="RUN[:CHECKPOINT]", help="run directories (best.pt by default)")
     p.add_argument("--name", required=True, help="model name (file stem)")
     p.add_argument("--out-dir", default="weights", help="where NAME.onnx and NAME.json go")
-    p.add_argument("--data", default="ferplus", help="dataset for calibration and the card's metrics")
+    p.add_argument("--data", help="dataset for calibration and the card's metrics (default: the runs' own)")
     p.add_argument("--data-dir")
     p.add_argument("--no-test", action="store_true", help="do not evaluate the test split")
     p.add_argument("--notes", default="")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -33,24 +34,69 @@ def _load_face(path: str) -> np.ndarray:
     return cv2.cvtColor(crops[0], cv2.COLOR_BGR2GRAY)
 
 
+def _onnx_model(spec: str) -> Any:
+    """The shipped / exported ONNX model named by ``spec``, or None when it names a trained run instead."""
+    from .errors import ModelError
+    from .inference import ExpressionModel
+
+    p = Path(spec)
+    if p.is_dir() or p.suffix == ".pt":
+        return None
+    try:
+        return ExpressionModel.load(spec)
+    except ModelError:
+        if p.suffix in (".onnx", ".json"):
+            raise
+        return None
+
+
 def run_explain(args: argparse.Namespace) -> int:
     import cv2
-    import torch
 
-    from .compare import resolve
-    from .explain import explain, render
+    from .explain import occlusion_map, render
 
-    torch.set_num_threads(1)
     face = _load_face(args.image)
-    entry = resolve(args.model)
-    net, cfg = entry.load()
-    from .labels import FER2013_CLASSES, FERPLUS_CLASSES
+    em = _onnx_model(args.model)
+    if em is not None:  # shipped or exported ONNX: outputs only, so occlusion
+        if args.method not in ("auto", "occlusion"):
+            from .errors import ModelError
 
-    heat, probs, info = explain(net, face)
-    classes = list(FERPLUS_CLASSES if len(probs) == 8 else FER2013_CLASSES)
-    img = render(face, heat, probs, classes, f"{entry.name} ({cfg['model']})", info)
+            raise ModelError(f"{args.model} is an ONNX model: only --method occlusion works without its torch run")
+        heat, probs, info = occlusion_map(em.predict, face, patch=args.patch, stride=args.stride)
+        classes, title = list(em.classes), f"{Path(args.model).stem} (ONNX)"
+    else:
+        import torch
+
+        from .compare import resolve
+        from .errors import UnknownModelError
+        from .explain import explain
+        from .labels import FER2013_CLASSES, FERPLUS_CLASSES
+
+        torch.set_num_threads(1)
+        try:
+            entry = resolve(args.model)
+        except UnknownModelError as e:
+            from .inference import list_shipped
+
+            shipped = ", ".join(m["name"] for m in list_shipped())
+            raise UnknownModelError(f"{e}; shipped models: {shipped}") from None
+        net, cfg = entry.load()
+        if args.method == "occlusion":
+            def predict(faces: np.ndarray) -> np.ndarray:
+                with torch.no_grad():
+                    return torch.softmax(net(torch.from_numpy(faces[:, None].astype(np.float32) / 255)), 1).numpy()
+
+            heat, probs, info = occlusion_map(predict, face, patch=args.patch, stride=args.stride)
+        else:
+            heat, probs, info = explain(net, face)
+        classes = list(FERPLUS_CLASSES if len(probs) == 8 else FER2013_CLASSES)
+        title = f"{entry.name} ({cfg['model']})"
+    img = render(face, heat, probs, classes, title, info)
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(args.output, img)
+    if not cv2.imwrite(args.output, img):
+        from .errors import OutputError
+
+        raise OutputError(f"cannot write {args.output} (use a .png or .jpg name in a writable folder)")
     top = int(probs.argmax())
     print(f"{args.output}: {classes[top]} {probs[top]:.2f} ({info['method']})")
     return 0
@@ -81,10 +127,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add ``explain``, ``compare`` and ``research-plots`` to ``ferkit``'s sub-parsers."""
     p = sub.add_parser("explain", help="heat map of what a trained model looks at on a face",
                        description="Attention rollout (transformers), region weights (RAN) or Grad-CAM (CNNs) "
-                                   "over the aligned 48 px face.")
+                                   "of a trained run, or occlusion sensitivity of any model (shipped ones "
+                                   "included), over the aligned 48 px face.")
     p.add_argument("image", metavar="IMAGE", help="face crop (<= 96 px: used as is) or photo (largest face)")
-    p.add_argument("--model", required=True, help="trained model: catalogue name (see `ferkit compare --help`), "
-                                                   "run directory or checkpoint")
+    p.add_argument("--model", required=True,
+                   help="a shipped model (default, fer2013) or an exported .onnx file (explained by occlusion), or a "
+                        "trained run: run directory, checkpoint or research catalogue name")
+    p.add_argument("--method", choices=["auto", "occlusion"], default="auto",
+                   help="auto: the model's own (attention rollout, RAN region weights or Grad-CAM for trained runs; "
+                        "occlusion for ONNX models); occlusion: covered-patch sensitivity, for any model")
+    p.add_argument("--patch", type=int, default=8, help="occlusion patch side in pixels of the 48 px face")
+    p.add_argument("--stride", type=int, default=2, help="occlusion patch step in pixels")
     p.add_argument("-o", "--output", required=True, metavar="PNG")
     p.set_defaults(func=run_explain)
 

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .errors import UnknownModelError
 from .evaluation.metrics import (
     class_accuracy_weights,
     class_weighted_average,
@@ -98,7 +99,8 @@ def resolve(spec: str, runs: str | Path = RUNS) -> Entry:
     if p.suffix == ".pt" and p.with_suffix("").is_dir():
         return Entry(p.stem, p.with_suffix(""), p)
     names = ", ".join(e.name for e in catalogue(runs))
-    raise KeyError(f"unknown model {spec!r}; known: {names} (or a run directory / checkpoint path)")
+    raise UnknownModelError(f"unknown model {spec!r}; known runs: {names or 'none in ' + str(runs)} (or a run "
+                            "directory / checkpoint path)")
 
 
 def count_macs_full(model: nn.Module, size: int = 48, channels: int = 1) -> int:

@@ -21,3 +21,14 @@ class ModelError(FerkitError):
 
 class OutputError(FerkitError):
     """An output path that cannot be written."""
+
+
+class ConfigError(FerkitError, ValueError):
+    """A training configuration (file or keys) that cannot be used."""
+
+
+class UnknownModelError(ModelError, KeyError):
+    """A model name that is neither registered nor shipped (a ``KeyError`` too, for dictionary-style lookups)."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -67,6 +68,34 @@ def test_train_bad_dataset_names_the_layout(tmp_path, capsys):
     assert code == 2
     err = capsys.readouterr().err
     assert "fer2013_train.npz" in err and "expected" in err
+
+
+def test_train_config_errors_are_one_line(tmp_path, capsys):
+    bad = tmp_path / "typo.json"
+    bad.write_text('{"epoch": 3}')
+    assert main(["train", "--config", str(bad), "-o", str(tmp_path / "r")]) == 2
+    assert "unknown config keys: ['epoch']" in capsys.readouterr().err
+    assert main(["train", "--config", str(tmp_path / "nope.json"), "-o", str(tmp_path / "r")]) == 2
+    assert "cannot read config file" in capsys.readouterr().err
+    bad.write_text("{not json")
+    assert main(["train", "--config", str(bad), "-o", str(tmp_path / "r")]) == 2
+    assert "not a valid json config" in capsys.readouterr().err
+    assert main(["train", "--model", "nosuch", "--data", "ferplus", "-o", str(tmp_path / "r"), "--quiet",
+                 "--max-train", "10"]) == 2
+    assert "unknown model 'nosuch'; registered:" in capsys.readouterr().err
+
+
+def test_explain_shipped_model_by_occlusion(tmp_path, capsys):
+    import cv2
+
+    samples = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "samples"
+    if not samples.is_dir():
+        pytest.skip("sample photos not found")
+    out = tmp_path / "x.png"
+    assert main(["explain", str(samples / "single_face.jpg"), "--model", "default", "-o", str(out)]) == 0
+    assert "happy" in capsys.readouterr().out and cv2.imread(str(out)) is not None
+    assert main(["explain", str(samples / "single_face.jpg"), "--model", "nosuch", "-o", str(out)]) == 2
+    assert "shipped models: default, fer2013" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("model", ["nonexistent"])

@@ -74,6 +74,10 @@ def test_kaggle_csv(tmp_path):
     bad.write_text("a,b\n1,2\n")
     with pytest.raises(DatasetError, match="emotion,pixels,Usage"):
         load_kaggle_csv(bad)
+    for row in ("x,1 2 3,Training", "3,1 two 3,Training"):  # not numbers: named with the line
+        bad.write_text(f"emotion,pixels,Usage\n{row}\n")
+        with pytest.raises(DatasetError, match=r"bad.csv:2: .*not numbers"):
+            load_kaggle_csv(bad)
 
 
 def _write_folder(root, n_bad: int = 0):
@@ -94,9 +98,43 @@ def test_image_folder_skips_and_counts_bad(tmp_path, capsys):
     assert len(fs) == 9 and fs.images.shape[1:] == (48, 48)
     assert set(fs.classes) == {"happy", "sad", "neutral"}
     assert fs.excluded["unreadable images"] == 2
-    assert "skipped 2 unreadable" in capsys.readouterr().out
+    assert "skipped 2 unreadable" in capsys.readouterr().err  # stderr: stdout may carry --json
     with pytest.raises(DatasetError, match="root/<split>/<class>"):
         load_image_folder(tmp_path, "val")
+
+
+def test_image_folder_class_indices_shared_by_splits(tmp_path):
+    """A split without some class folder keeps the class indices of the others."""
+    _write_folder(tmp_path)
+    import shutil
+
+    shutil.rmtree(tmp_path / "test" / "happy")
+    train, test = load_image_folder(tmp_path, "train"), load_image_folder(tmp_path, "test")
+    assert train.classes == test.classes == ("happy", "sad", "neutral")
+    assert set(test.labels) == {1, 2}
+
+
+def test_path_csv_split_column(tmp_path):
+    _write_folder(tmp_path)
+    p = tmp_path / "list.csv"
+    p.write_text("path,label,split\ntrain/happy/0.png,happy,train\ntrain/neutral/1.png,neutral,train\n"
+                 "test/sadness/0.png,sad,val\ntest/happy/1.png,happy,validation\n")
+    tr, va = load_dataset(str(p), "train"), load_dataset(str(p), "val")
+    assert len(tr) == 2 and len(va) == 2 and tr.classes == va.classes == ("happy", "sad", "neutral")
+    assert list(va.labels) == [1, 0] and tr.source != va.source
+    with pytest.raises(DatasetError, match="no rows with split 'test'"):
+        load_dataset(str(p), "test")
+
+
+def test_training_refuses_validation_on_training_data(tmp_path):
+    """A path CSV without a split column is one list: training on it would select models on training data."""
+    from ferkit.training.trainer import TrainConfig, Trainer
+
+    _write_folder(tmp_path)
+    p = tmp_path / "list.csv"
+    p.write_text("path,label\ntrain/happy/0.png,happy\ntrain/neutral/1.png,neutral\n")
+    with pytest.raises(DatasetError, match="split column"):
+        Trainer(TrainConfig(model="cnn4", data=str(p), epochs=1), tmp_path / "run", quiet=True)
 
 
 def test_path_csv(tmp_path):

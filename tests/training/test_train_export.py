@@ -83,6 +83,19 @@ def test_kfold_reports_mean_std(data_dir, tmp_path):
     assert cv["folds"] == 2 and len(cv["fold_accuracy"]) == 2
     assert cv["accuracy_std"] >= 0 and (tmp_path / "cv" / "cv.json").exists()
 
+    def no_nan(const: str) -> None:
+        raise AssertionError(f"cv.json holds {const}, which is not JSON")
+
+    json.loads((tmp_path / "cv" / "cv.json").read_text(), parse_constant=no_nan)
+
+
+def test_cv_class_statistics_skip_folds_without_the_class():
+    from ferkit.training.trainer import _nan_stat
+
+    assert _nan_stat([0.5, None, 0.7], 1) == pytest.approx(0.6)
+    assert _nan_stat([0.5, float("nan"), 0.7], 2) == pytest.approx(np.std([0.5, 0.7], ddof=1))
+    assert _nan_stat([0.5, None], 2) is None and _nan_stat([None, None], 1) is None
+
 
 @pytest.fixture(scope="module")
 def slice_dir(data_dir, tmp_path_factory):
@@ -135,8 +148,15 @@ def test_int8_export(small_sets, tmp_path, slice_dir, data_dir):
     q = card["quantization"]
     assert q["calibration"] == "minmax" and q["calibration_faces"] == 128
     assert q["agreement_with_float_on_val"]["top1_agreement"] > 0.85
-    ops = {n.op_type for n in onnx.load(tmp_path / "w" / "q.onnx").graph.node}
-    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    graph = onnx.load(tmp_path / "w" / "q.onnx").graph
+    assert {"QuantizeLinear", "DequantizeLinear"} <= {n.op_type for n in graph.node}
+    # The head and everything after it stay float (no activation is quantized there, which would round the
+    # probabilities of an ensemble to 1/255 steps)
+    from ferkit.training.quantize import float_tail
+
+    kinds = {n.name: n.op_type for n in graph.node}
+    tail = [kinds[name] for name in float_tail(tmp_path / "w" / "q.onnx")]
+    assert "Gemm" in tail and "QuantizeLinear" not in tail
     assert not list((tmp_path / "w").glob(".*float*"))  # the float intermediate is removed
     em = ExpressionModel.load(tmp_path / "w" / "q.onnx")
     p = em.predict(load_npz("test", "ferplus", data_dir).images[:16])
@@ -210,7 +230,9 @@ def test_online_distillation(small_sets, tmp_path):
 
         y7 = np.clip(tr.labels, 0, 6)
         tr7 = FaceSet(tr.images, np.eye(7, dtype=np.float32)[y7], tuple(tr.classes[:7]), y7)
-        Trainer(fer7, tmp_path / "bad", train=tr7, val=va, quiet=True)
+        v7 = np.clip(va.labels, 0, 6)
+        va7 = FaceSet(va.images, np.eye(7, dtype=np.float32)[v7], tuple(va.classes[:7]), v7)
+        Trainer(fer7, tmp_path / "bad", train=tr7, val=va7, quiet=True)
 
 
 def test_view_bank_distillation(small_sets, tmp_path):
@@ -254,3 +276,62 @@ def test_deadline_stops_training(small_sets, tmp_path):
     assert m["epochs_run"] == 1
     log = (tmp_path / "run" / "log.jsonl").read_text()
     assert "deadline of 0.001 min reached after epoch 1" in log
+
+
+@pytest.mark.parametrize("head_epochs", [0, 1])
+def test_interrupted_run_resumes_to_the_same_weights(small_sets, tmp_path, head_epochs):
+    """Stopped after epoch 1 and resumed, a run ends bit-identical to one that was never interrupted (also when
+    the stop falls at the switch from head-only training to the whole model)."""
+    tr, va = small_sets
+    cfg = TrainConfig(model="cnn4", epochs=3, batch_size=128, patience=0, mixup=0.2, head_epochs=head_epochs)
+    whole = Trainer(cfg, tmp_path / "a", train=tr, val=va, quiet=True)
+    whole.run()
+    part = Trainer(cfg, tmp_path / "b", train=tr, val=va, quiet=True)
+    assert part.run(max_epochs=1)["stopped_at_epoch"] == 1
+    assert not (tmp_path / "b" / "metrics.json").exists()
+    Trainer(cfg, tmp_path / "b", train=tr, val=va, quiet=True).run()
+    a = torch.load(tmp_path / "a" / "last.pt", weights_only=False)
+    b = torch.load(tmp_path / "b" / "last.pt", weights_only=False)
+    assert a["epoch"] == b["epoch"] == 2
+    for k, v in a["model"].items():
+        assert torch.equal(v, b["model"][k]), k
+
+
+def test_close_crop_is_built_into_the_export(small_sets, tmp_path, slice_dir):
+    """A run trained on close crops exports a graph that crops, as training and validation did."""
+    import onnxruntime as ort
+
+    from ferkit.training.augment import AugmentConfig
+    from ferkit.training.export import export_runs, load_run_model
+    from ferkit.training.trainer import predict_logits
+
+    tr, va = small_sets
+    run = tmp_path / "run"
+    Trainer(TrainConfig(model="cnn4", epochs=1, batch_size=128, augment=AugmentConfig(crop=0.7)), run,
+            train=tr, val=va, quiet=True).run()
+    card = export_runs([(run, None)], "c", tmp_path / "w", "ferplus", str(slice_dir), evaluate_test=False)
+    assert card["members"][0]["close_crop"] == pytest.approx(0.7)
+    x = va.images[:64]
+    sess = ort.InferenceSession(str(tmp_path / "w" / "c.onnx"), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {sess.get_inputs()[0].name: (x[:, None] / 255).astype(np.float32)})[0]
+    raw = load_run_model(run)[0].model  # the bare network
+    imgs = torch.from_numpy(x[:, None])
+    want = predict_logits(raw, imgs, torch.device("cpu"), crop=0.7)
+    uncropped = predict_logits(raw, imgs, torch.device("cpu"))
+    assert np.abs(got - want).max() < 2e-2 < np.abs(got - uncropped).max()
+
+
+def test_export_uses_the_runs_own_dataset(tmp_path, slice_dir):
+    """A FER2013-label run exports against FER2013 labels by default; the wrong --data is a clear error."""
+    from ferkit.errors import DatasetError
+    from ferkit.training.export import export_runs
+
+    tr = load_npz("train", "fer2013", slice_dir)
+    va = load_npz("val", "fer2013", slice_dir)
+    run = tmp_path / "run"
+    Trainer(TrainConfig(model="cnn4", data="fer2013", epochs=1, batch_size=128), run, train=tr, val=va,
+            quiet=True).run()
+    card = export_runs([(run, None)], "f13", tmp_path / "w", data_dir=str(slice_dir), evaluate_test=False)
+    assert card["data"]["dataset"] == "fer2013" and len(card["classes"]) == 7
+    with pytest.raises(DatasetError, match="predicts 7 classes .* --data it was trained on"):
+        export_runs([(run, None)], "bad", tmp_path / "w", "ferplus", str(slice_dir), evaluate_test=False)

@@ -6,6 +6,8 @@ import fnmatch
 from collections.abc import Callable
 from typing import Any
 
+from ferkit.errors import UnknownModelError
+
 _MODELS: dict[str, Callable[..., Any]] = {}
 
 
@@ -28,5 +30,5 @@ def create_model(name: str, **kwargs: Any) -> Any:
     try:
         factory = _MODELS[name]
     except KeyError:
-        raise KeyError(f"unknown model {name!r}; registered: {', '.join(list_models())}") from None
+        raise UnknownModelError(f"unknown model {name!r}; registered: {', '.join(list_models())}") from None
     return factory(**kwargs)

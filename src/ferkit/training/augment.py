@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 
 @dataclass
@@ -28,7 +30,7 @@ def close_crop(x: torch.Tensor, crop: float) -> torch.Tensor:
     """Central crop of ``crop`` of the side, resized back to the input size (the seeds' 'cropped' variant)."""
     if crop >= 1.0:
         return x
-    h, w = x.shape[-2:]
+    h, w = int(x.shape[-2]), int(x.shape[-1])  # (plain ints also when traced for ONNX: the size is fixed)
     ch, cw = max(1, round(h * crop)), max(1, round(w * crop))
     y0, x0 = (h - ch) // 2, (w - cw) // 2
     return F.interpolate(x[..., y0:y0 + ch, x0:x0 + cw], size=(h, w), mode="bilinear", align_corners=False)
@@ -40,6 +42,26 @@ def crop_boxes(boxes: torch.Tensor, crop: float) -> torch.Tensor:
         return boxes
     c = (boxes[..., :2] - 0.5) / crop + 0.5
     return torch.cat([c, boxes[..., 2:] / crop], -1)
+
+
+class CloseCropped(nn.Module):
+    """A model trained on :func:`close_crop` inputs, with the crop built in (so exports and evaluations of the
+    run see what training saw). Other attributes are the wrapped model's."""
+
+    def __init__(self, model: nn.Module, crop: float) -> None:
+        super().__init__()
+        self.model = model
+        self.crop = float(crop)
+
+    def forward(self, x: torch.Tensor, boxes: torch.Tensor | None = None) -> torch.Tensor:
+        x = close_crop(x, self.crop)
+        return self.model(x) if boxes is None else self.model(x, crop_boxes(boxes, self.crop))
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(self._modules["model"], name)
 
 
 def transform_boxes(boxes: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -165,11 +166,16 @@ def load_kaggle_csv(path: str | Path, split: str = "train") -> FaceSet:
         for i, row in enumerate(reader, start=2):
             if row["Usage"] != usage:
                 continue
-            px = np.array(row["pixels"].split(), dtype=np.float32)
+            try:
+                px = np.array((row["pixels"] or "").split(), dtype=np.float32)
+                lab = int(row["emotion"])
+            except (TypeError, ValueError):
+                raise DatasetError(f"{path}:{i}: emotion {row['emotion']!r} or pixels are not numbers; "
+                                   f"expected {layout}") from None
             if px.size != 48 * 48:
                 raise DatasetError(f"{path}:{i}: {px.size} pixels; expected {layout}")
             images.append(px.reshape(48, 48).clip(0, 255).astype(np.uint8))
-            labs.append(int(row["emotion"]))
+            labs.append(lab)
     if not images:
         raise DatasetError(f"{path}: no rows with Usage={usage}; expected {layout}")
     lab = np.array(labs, dtype=np.int64)
@@ -212,8 +218,14 @@ def _from_paths(paths: list[Path], labels: list[str], classes: tuple[str, ...] |
     if bad:
         fs.excluded["unreadable images"] = len(bad)
         shown = ", ".join(bad[:5]) + (" ..." if len(bad) > 5 else "")
-        print(f"ferkit: skipped {len(bad)} unreadable image(s) in {source}: {shown}")
+        print(f"ferkit: skipped {len(bad)} unreadable image(s) in {source}: {shown}", file=sys.stderr)
     return fs
+
+
+def _class_name(folder: str) -> str:
+    """Class of a folder name: FER names (``happy``) or FER+ column names (``happiness``)."""
+    name = folder.lower()
+    return {"happiness": "happy", "sadness": "sad", "anger": "angry"}.get(name, name)
 
 
 def load_image_folder(root: str | Path, split: str = "train", classes: tuple[str, ...] | None = None,
@@ -236,10 +248,13 @@ def load_image_folder(root: str | Path, split: str = "train", classes: tuple[str
                     break
     if not split_dir.is_dir():
         raise DatasetError(f"{root}: no folder for split {split!r}; expected {layout}")
-    alias = {"happiness": "happy", "sadness": "sad", "anger": "angry"}
+    if classes is None:  # the same class indices in every split, whichever classes a split lacks
+        names = {_class_name(c.name) for d in root.iterdir() if d.is_dir() for c in d.iterdir() if c.is_dir()}
+        known = [c for c in FERPLUS_CLASSES if c in names]
+        classes = tuple(known + sorted(names - set(known)))
     paths, labels = [], []
     for d in sorted(p for p in split_dir.iterdir() if p.is_dir()):
-        name = alias.get(d.name.lower(), d.name.lower())
+        name = _class_name(d.name)
         for f in sorted(d.rglob("*")):
             if f.suffix.lower() in IMAGE_EXTS:
                 paths.append(f)
@@ -249,22 +264,40 @@ def load_image_folder(root: str | Path, split: str = "train", classes: tuple[str
     return _from_paths(paths, labels, classes, size, str(split_dir))
 
 
-def load_path_csv(path: str | Path, classes: tuple[str, ...] | None = None, size: int = 48) -> FaceSet:
-    """Load a CSV with columns ``path,label`` (paths relative to the CSV's folder or absolute)."""
+def load_path_csv(path: str | Path, classes: tuple[str, ...] | None = None, size: int = 48,
+                  split: str | None = None) -> FaceSet:
+    """Load a CSV with columns ``path,label`` and optionally ``split`` (paths relative to the CSV's folder or
+    absolute). With a ``split`` column (train / val / test), only the rows of ``split`` are loaded, with class
+    indices shared by all splits; without one, every split is the whole file (an evaluation list)."""
     path = Path(path)
-    layout = "a CSV with header path,label (one image per row)"
+    layout = "a CSV with header path,label[,split] (one image per row; split: train, val or test)"
     if not path.is_file():
         raise DatasetError(f"{path} not found; expected {layout}")
     with open(path, newline="") as f:
         reader = csv.DictReader(f)
         if reader.fieldnames is None or not {"path", "label"} <= set(reader.fieldnames):
             raise DatasetError(f"{path}: header is {reader.fieldnames}; expected {layout}")
+        has_split = "split" in reader.fieldnames
         rows = list(reader)
     if not rows:
         raise DatasetError(f"{path}: no rows; expected {layout}")
+    source = str(path)
+    if has_split:
+        if classes is None:
+            names = {r["label"].strip().lower() for r in rows}
+            known = [c for c in FERPLUS_CLASSES if c in names]
+            classes = tuple(known + sorted(names - set(known)))
+        want = _split_name(split or "train")
+        try:
+            rows = [r for r in rows if _split_name((r["split"] or "").strip()) == want]
+        except DatasetError as e:
+            raise DatasetError(f"{path}: {e}") from None
+        if not rows:
+            raise DatasetError(f"{path}: no rows with split {want!r}; expected {layout}")
+        source = f"{path} (split {want})"
     paths = [(path.parent / r["path"]) if not os.path.isabs(r["path"]) else Path(r["path"]) for r in rows]
     labels = [r["label"].strip().lower() for r in rows]
-    return _from_paths(paths, labels, classes, size, str(path))
+    return _from_paths(paths, labels, classes, size, source)
 
 
 def load_dataset(data: str, split: str, labels: str | None = None, data_dir: str | Path | None = None,
@@ -282,7 +315,7 @@ def load_dataset(data: str, split: str, labels: str | None = None, data_dir: str
             header = f.readline()
         if "pixels" in header:
             return load_kaggle_csv(p, split)
-        return load_path_csv(p, classes)
+        return load_path_csv(p, classes, split=split)
     raise DatasetError(
         f"cannot read dataset {data!r}: use 'ferplus', 'fer2013', {NPZ_LAYOUT}, a Kaggle fer2013.csv, "
         "a path,label CSV or an image folder root/<split>/<class>/*.jpg"

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import DatasetError
 from ..evaluation.metrics import class_accuracy_weights
 from ..face.regions import mesh_region_boxes, region_array
 from ..models import create_model
@@ -23,7 +24,8 @@ if TYPE_CHECKING:
 
 
 def load_run_model(run: str | Path, checkpoint: str | Path | None = None) -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild the model of a run directory (``config.json``) from ``best.pt`` (or the given checkpoint)."""
+    """Rebuild the model of a run directory (``config.json``) from ``best.pt`` (or the given checkpoint); a run
+    trained on close crops (``augment.crop`` < 1) comes with its crop built in (:class:`CloseCropped`)."""
     run = Path(run)
     cfg = json.loads((run / "config.json").read_text())
     ck_path = Path(checkpoint) if checkpoint else run / "best.pt"
@@ -33,6 +35,11 @@ def load_run_model(run: str | Path, checkpoint: str | Path | None = None) -> tup
     kw = dict(cfg.get("model_kwargs", {}), num_classes=n_classes, in_chans=cfg.get("channels", 1), pretrained=False)
     model = create_model(cfg["model"], **kw)
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()})
+    crop = float(cfg.get("augment", {}).get("crop", 1.0))
+    if crop < 1.0:
+        from .augment import CloseCropped
+
+        model = CloseCropped(model, crop)
     return model.eval(), cfg
 
 
@@ -252,6 +259,16 @@ LICENCE_NOTE = (
 )
 
 
+def _data_block(data: str, val: FaceSet) -> dict[str, Any]:
+    """The card's description of the data: the FER2013 splits, or the user's dataset."""
+    if data in ("ferplus", "fer2013"):
+        return {"dataset": data, "train": "FER2013 Training", "validation": "FER2013 PublicTest",
+                "test": "FER2013 PrivateTest",
+                "labels": "FER+ crowd votes (label.csv), 8 emotions" if data == "ferplus" else "FER2013 labels, 7"}
+    return {"dataset": data, "train": f"train split of {data}", "validation": val.source,
+            "test": f"test split of {data}", "labels": f"{len(val.classes)} classes: {', '.join(val.classes)}"}
+
+
 def member_report(run: str | Path, checkpoint: str | Path | None, val: FaceSet) -> tuple[nn.Module, dict[str, Any]]:
     """Load one run and describe it for the card: validation accuracy (per class too) at its own fitted
     temperature, and the run's config and training figures."""
@@ -259,6 +276,12 @@ def member_report(run: str | Path, checkpoint: str | Path | None, val: FaceSet) 
 
     model, cfg = load_run_model(run, checkpoint)
     x = torch.from_numpy(val.images[:, None].astype(np.float32) / 255)
+    with torch.no_grad():
+        n_out = model(x[:1]).shape[1] if not getattr(model, "wants_boxes", False) else None
+    if n_out is not None and n_out != len(val.classes):
+        raise DatasetError(f"{run} predicts {n_out} classes but {val.source} has {len(val.classes)} "
+                           f"({', '.join(val.classes)}): export it with the --data it was trained on "
+                           f"({cfg.get('data', '?')})")
     bx = (torch.from_numpy(mesh_region_boxes(val.images, model_region_names(model)))
           if getattr(model, "wants_boxes", False) else None)
     with torch.no_grad():
@@ -272,6 +295,7 @@ def member_report(run: str | Path, checkpoint: str | Path | None, val: FaceSet) 
         "run": Path(run).name,
         "model": cfg["model"],
         "model_kwargs": cfg.get("model_kwargs", {}),
+        "close_crop": float(cfg.get("augment", {}).get("crop", 1.0)),  # < 1: built into the graph
         "val_accuracy": rep["accuracy"],
         "val_per_class_top1": {c: v["top1"] for c, v in rep["per_class"].items()},
         "temperature": t,
@@ -345,7 +369,7 @@ def export_runs(
     members: list[tuple[str | Path, str | Path | None]],
     name: str,
     out_dir: str | Path,
-    data: str = "ferplus",
+    data: str | None = None,
     data_dir: str | None = None,
     evaluate_test: bool = True,
     command: str = "",
@@ -368,6 +392,12 @@ def export_runs(
     from .data import load_dataset
 
     out_dir = Path(out_dir)
+    if data is None:  # the members' own dataset
+        used = {json.loads((Path(run) / "config.json").read_text()).get("data", "ferplus") for run, _ in members}
+        if len(used) != 1:
+            raise DatasetError(f"the runs were trained on different datasets ({', '.join(sorted(used))}): "
+                               "choose the one to calibrate and report on with --data")
+        data = used.pop()
     val = load_dataset(data, "val", data_dir=data_dir)
     models, member_info = [], []
     for run, ck in members:
@@ -409,13 +439,7 @@ def export_runs(
             "onnx_torch_max_abs_diff": diff,
             "quantization": quant,
             "test_time_augmentation": tta_info,
-            "data": {
-                "dataset": data,
-                "train": "FER2013 Training",
-                "validation": "FER2013 PublicTest",
-                "test": "FER2013 PrivateTest",
-                "labels": "FER+ crowd votes (label.csv), 8 emotions" if data == "ferplus" else "FER2013 labels, 7",
-            },
+            "data": _data_block(data, val),
             "metrics": {"val": val_cal, "val_uncalibrated_ece": val_raw["ece"], "val_calibrated_ece": val_cal["ece"]},
             "licence": LICENCE_NOTE,
             "command": command,

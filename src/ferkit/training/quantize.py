@@ -19,6 +19,35 @@ import numpy as np
 CALIBRATION = ("minmax", "percentile", "entropy")
 
 
+#: Operators that carry a network's weights: the float tail of a graph stops at the last of them.
+_HEAVY_OPS = frozenset({"Conv", "ConvTranspose", "MatMul"})
+
+
+def float_tail(onnx_path: str | Path) -> list[str]:
+    """Names of the nodes between the graph's outputs and its linear classifier heads (``Gemm``, included) or
+    last convolutions / matrix products: softmax, the ensemble's weighted average, log and temperature.
+
+    They cost next to nothing, and in uint8 they would round every probability to a multiple of about 1/255
+    (so anything under 0.002 became exactly 0), so they stay in float32.
+    """
+    import onnx
+
+    graph = onnx.load(str(onnx_path)).graph
+    producer = {out: node for node in graph.node for out in node.output}
+    tail: list[str] = []
+    seen: set[int] = set()
+    stack = [o.name for o in graph.output]
+    while stack:
+        node = producer.get(stack.pop())
+        if node is None or id(node) in seen or node.op_type in _HEAVY_OPS:
+            continue
+        seen.add(id(node))
+        tail.append(node.name)
+        if node.op_type != "Gemm":  # a classifier head: in the tail, but what feeds it (features) is not
+            stack.extend(i for i in node.input if i)
+    return tail
+
+
 def quantize_int8(fp32_onnx: bytes | str | Path, out_path: str | Path, calib_faces: np.ndarray,
                   method: str = "percentile", batch: int = 64) -> dict[str, Any]:
     """Quantize a float ONNX classifier (input ``input`` ``(N, C, S, S)`` in [0, 1]) to ``out_path``.
@@ -82,10 +111,13 @@ def quantize_int8(fp32_onnx: bytes | str | Path, out_path: str | Path, calib_fac
         if method == "percentile":
             extra["CalibPercentile"] = 99.999
         Path(out_path).parent.mkdir(parents=True, exist_ok=True)
+        tail = float_tail(pre)
         quantize_static(str(pre), str(out_path), _Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, calibrate_method=cm,
-                        extra_options=extra)
-    return {"format": "onnxruntime static int8, QDQ, per-channel symmetric int8 weights, uint8 activations",
+                        nodes_to_exclude=tail, extra_options=extra)
+    return {"format": "onnxruntime static int8, QDQ, per-channel symmetric int8 weights, uint8 activations; "
+                      "classifier heads and everything after them (softmax, ensemble average, log, temperature) "
+                      "in float32",
             "calibration": method, "calibration_faces": int(len(x)),
             "calibration_data": "training split (seeded random sample)"}
 

@@ -21,10 +21,11 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..errors import ConfigError, DatasetError
 from ..evaluation.metrics import classification_report, fit_temperature, softmax
 from ..models import create_model
 from ..models.regions import mesh_region_boxes
-from .augment import AugmentConfig, augment, close_crop, crop_boxes
+from .augment import AugmentConfig, CloseCropped, augment, close_crop, crop_boxes
 from .data import FaceSet, load_dataset
 from .schemes import class_weights, scheme_loss
 
@@ -87,7 +88,7 @@ class TrainConfig:
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:
-            raise ValueError(f"unknown config keys: {sorted(unknown)}")
+            raise ConfigError(f"unknown config keys: {sorted(unknown)}; known: {', '.join(sorted(known))}")
         d = dict(d)
         if isinstance(d.get("augment"), dict):
             aug = d["augment"]
@@ -233,6 +234,12 @@ class Trainer:
         set_seed(cfg.seed)
         self.train_set = train if train is not None else load_dataset(cfg.data, "train", cfg.labels, cfg.data_dir)
         self.val_set = val if val is not None else load_dataset(cfg.data, "val", cfg.labels, cfg.data_dir)
+        if val is None and self.val_set.source == self.train_set.source:
+            raise DatasetError(f"{cfg.data} has no separate validation split, so model selection would use the "
+                               "training data: give the CSV a split column (train / val / test)")
+        if self.val_set.classes != self.train_set.classes:
+            raise DatasetError(f"the validation classes {list(self.val_set.classes)} differ from the training "
+                               f"classes {list(self.train_set.classes)}")
         if cfg.soft_targets and train is None:
             soft = np.load(cfg.soft_targets).astype(np.float32)
             if soft.shape != self.train_set.targets.shape:
@@ -295,6 +302,12 @@ class Trainer:
         for spec in self.cfg.teachers:
             run, _, ck = spec.partition(":")
             m, _ = load_run_model(run, ck or None)
+            t_crop = m.crop if isinstance(m, CloseCropped) else 1.0
+            if t_crop != self.cfg.augment.crop:
+                raise ValueError(f"teacher {spec} was trained on close crops of {t_crop}, this run uses "
+                                 f"{self.cfg.augment.crop}: distil between runs with the same crop")
+            if t_crop < 1.0:
+                m = m.model  # the student's batches are cropped already
             with torch.no_grad():
                 n_out = m(torch.zeros(1, self.cfg.channels, 48, 48)).shape[1]
             if n_out != len(self.classes):
@@ -397,7 +410,12 @@ class Trainer:
         torch.save(extra, tmp)
         os.replace(tmp, path)
 
-    def run(self) -> dict[str, Any]:
+    def run(self, max_epochs: int | None = None) -> dict[str, Any]:
+        """Train (resuming from ``last.pt`` when the run directory has one) and write the final reports.
+
+        ``max_epochs``: stop after this many epochs in this call, as an interruption would (no final report;
+        a later ``run()`` resumes exactly where this one stopped, with the same result as an uninterrupted run).
+        """
         cfg = self.cfg
         (self.run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
         model, dev = self.model, self.device
@@ -428,12 +446,18 @@ class Trainer:
                 for p in model.parameters():
                     p.requires_grad_(True)
                 opt = self.make_optimizer(list(model.parameters()), cfg.lr)
-            opt.load_state_dict(ck["opt"])
-            torch.set_rng_state(ck["rng_cpu"])
-            self.gen.set_state(ck["rng_dev"])
+            if (ck["epoch"] < cfg.head_epochs) == head_only:  # a head-only optimizer's state fits only its kind
+                opt.load_state_dict(ck["opt"])
+            torch.set_rng_state(ck["rng_cpu"].cpu())
+            self.gen.set_state(ck["rng_dev"].cpu())
+            if ck.get("rng_cuda") is not None and torch.cuda.is_available():
+                torch.cuda.set_rng_state(ck["rng_cuda"].cpu())
             if not self.quiet:
                 print(f"resuming {self.run_dir} at epoch {start_epoch}", file=sys.stderr)
-        rng = np.random.default_rng(cfg.seed + 1000 * start_epoch)
+        rng = np.random.default_rng(cfg.seed + 1000 * start_epoch)  # (epoch order, mixup) restored below
+        if start_epoch and ck.get("rng_np") is not None:
+            rng.bit_generator.state = ck["rng_np"]
+        stop_at = start_epoch + max_epochs if max_epochs is not None else None
         bad_epochs = 0 if best_epoch < 0 else max(0, start_epoch - 1 - best_epoch)
         epoch = start_epoch
         while epoch < total_epochs:
@@ -548,8 +572,12 @@ class Trainer:
                 wall_s=time.time() - wall0,
                 rng_cpu=torch.get_rng_state(),
                 rng_dev=self.gen.get_state(),
+                rng_cuda=torch.cuda.get_rng_state() if dev.type == "cuda" else None,
+                rng_np=rng.bit_generator.state,
             )
             epoch += 1
+            if stop_at is not None and epoch >= stop_at and epoch < total_epochs:
+                return {"stopped_at_epoch": epoch, "best_val_accuracy": best_acc, "best_epoch": best_epoch + 1}
             if cfg.deadline_min > 0 and time.time() - wall0 >= cfg.deadline_min * 60:
                 self.log({"note": f"deadline of {cfg.deadline_min} min reached after epoch {epoch}"})
                 break
@@ -611,11 +639,23 @@ def train(cfg: TrainConfig, run_dir: str | Path, quiet: bool = False) -> dict[st
         "macro_f1_mean": float(f1s.mean()),
         "macro_f1_std": float(f1s.std(ddof=1)),
         "fold_accuracy": accs.tolist(),
-        "per_class_top1_mean": {c: float(np.nanmean(np.array(v, dtype=float))) for c, v in per_class.items()},
-        "per_class_top1_std": {c: float(np.nanstd(np.array(v, dtype=float), ddof=1)) for c, v in per_class.items()},
+        # A class absent from a fold's validation part has no top-1 there (None); mean / std over the other
+        # folds, None (JSON null) where fewer than one / two folds have it.
+        "per_class_top1_mean": {c: _nan_stat(v, 1) for c, v in per_class.items()},
+        "per_class_top1_std": {c: _nan_stat(v, 2) for c, v in per_class.items()},
+        "per_class_folds": {c: int(np.isfinite(np.array(v, dtype=float)).sum()) for c, v in per_class.items()},
     }
     (Path(run_dir) / "cv.json").write_text(json.dumps(cv, indent=2))
     return cv
+
+
+def _nan_stat(values: list[float | None], need: int) -> float | None:
+    """Mean (``need`` 1) or sample std (``need`` 2) of the finite values, None with fewer than ``need``."""
+    a = np.array(values, dtype=float)
+    a = a[np.isfinite(a)]
+    if len(a) < need:
+        return None
+    return float(a.mean()) if need == 1 else float(a.std(ddof=1))
 
 
 __all__ = ["TrainConfig", "Trainer", "train", "predict_logits", "stratified_folds", "F"]
