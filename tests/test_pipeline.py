@@ -173,6 +173,15 @@ def test_parallel_ranges_equal_one_pass(samples: Path, monkeypatch: pytest.Monke
             res = a.analyze(video)
         assert face_frames(res) == list(expect), opts
         assert len(res) == len(expect) and res.statuses[0].frames == len(expect)
+    # Grid points between frames (and a grid faster than the video): each range sees the frames on both sides
+    # of its points, so the nearest frame is chosen as in one pass, and no frame comes twice
+    for opts in ({"fps": 9.0}, {"fps": 11.0, "start": 0.3}, {"fps": 45.0}):
+        with Analyzer(workers=1, **opts) as a:
+            one = face_frames(a.analyze(video))
+        with Analyzer(workers=2, **opts) as a:
+            assert len(a._chunks(0, str(video), ferkit.io.probe_video(video), 1, 2) or []) >= 2
+            two = face_frames(a.analyze(video))
+        assert two == one and len(set(two)) == len(two), opts
 
 
 def test_several_videos_in_two_processes(samples: Path, tmp_path: Path) -> None:

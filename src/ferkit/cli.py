@@ -43,7 +43,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                        description="Train a model. Flags override the --config file; see TrainConfig for all keys.")
     p.add_argument("--config", help="JSON / YAML / TOML file of TrainConfig keys")
     p.add_argument("--out", "-o", required=True, help="run directory (resumed if it holds last.pt)")
-    p.add_argument("--model", help="registered architecture (see `ferkit models --registered`)")
+    p.add_argument("--model", help="registered architecture (see `ferkit models`)")
     p.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="architecture argument, e.g. input_size=96 (repeatable)")
     p.add_argument("--data", help="ferplus | fer2013 | npz folder | fer2013.csv | path,label CSV | image folder")

@@ -550,6 +550,7 @@ class _VideoTask:
     every: int
     fps: float | None
     detect_every: int
+    grid: tuple[float, int, int | None] | None = None  # with fps, in a split pass: (origin, first, end) indices
 
 
 @dataclass
@@ -620,10 +621,10 @@ def _video_batches(engine: _Engine, task: _VideoTask, keep_images: bool = False
                    ) -> Iterator[tuple[FaceTable, list[_Faces]] | _VideoDone]:
     """Analyse one time range of a video: yields ``(rows, faces)`` per batch of frames, then a final
     :class:`_VideoDone` (empty table) with the reading status. Raises InputError if it cannot be opened."""
-    from ferkit.io import iter_frames
+    from ferkit.io.video import FrameStream
 
     cfg = engine.cfg
-    stream = iter_frames(task.path, every=task.every, fps=task.fps, start=task.start, end=task.end)
+    stream = FrameStream(task.path, every=task.every, fps=task.fps, start=task.start, end=task.end, grid=task.grid)
     st = _TrackState(task.detect_every)
     batch: list[_Faces] = []
     pending: list[Any] = []  # frames waiting for a batched detection (detect_every == 1)
@@ -1101,14 +1102,21 @@ class Analyzer:
             c = math.ceil(c / k) * k
             if left - c < min_chunk // 2:
                 c = left
+            last = done + c >= total
+            grid = None
             if cfg.fps:
-                a, b = t0 + done / cfg.fps, t0 + (done + c) / cfg.fps
+                # Grid points done .. done+c-1 of this range; frames decoded from a frame and a half before the
+                # point before the first (followed, not emitted: see FrameStream) to a frame and a half after the
+                # last, so each point sees the frames on both sides, as in one pass
+                margin = 1.5 / info.fps
+                a = t0 + (done - 1) / cfg.fps - margin
+                b = t0 + (done + c - 1) / cfg.fps + margin
+                grid = (t0, done, None if last else done + c)
             else:
                 a = (first + done * cfg.every - 0.5) / info.fps
                 b = (first + (done + c) * cfg.every - 0.5) / info.fps
-            last = done + c >= total
-            tasks.append(_VideoTask(src, path, a if done else cfg.start, cfg.end if last else b, cfg.every, cfg.fps,
-                                    k))
+            tasks.append(_VideoTask(src, path, max(a, 0.0) if done else cfg.start, cfg.end if last else b,
+                                    cfg.every, cfg.fps, k, grid if done or not last else None))
             done += c
         return tasks
 

@@ -153,7 +153,7 @@ class FrameStream(Iterator[Frame]):
 
     def __init__(self, path: PathLike, *, every: int = 1, fps: float | None = None, start: float | None = None,
                  end: float | None = None, backend: Backend = "auto", autorotate: bool = True,
-                 strict: bool = False) -> None:
+                 strict: bool = False, grid: tuple[float, int, int | None] | None = None) -> None:
         if int(every) != every or every < 1:
             raise ValueError(f"every must be a positive integer, got {every!r}")
         if fps is not None and not fps > 0:
@@ -170,6 +170,10 @@ class FrameStream(Iterator[Frame]):
         self._start = float(start) if start else None
         self._end = float(end) if end is not None and math.isfinite(end) else None
         self._strict = strict
+        # (origin, k0, k1): with fps, emit only grid points origin + k / fps for k0 <= k < k1, choosing among the
+        # frames decoded in [start, end) (a part of a longer pass: the decoded range reaches past both ends, so
+        # the frames on either side of every grid point are seen, as in one pass)
+        self._grid = grid
         self._backend = _open_backend(self.path, backend, autorotate)
         self.info: VideoInfo = self._backend.info
         self.frames_decoded = 0
@@ -238,7 +242,12 @@ class FrameStream(Iterator[Frame]):
         last_t: float | None = None
         reached_end = False
         # fps-grid sampling state
-        k = 0
+        origin, k, k_end = self._grid if self._grid is not None and fps else (start, 0, None)
+        # In a part of a pass, the point before the first is followed without being emitted: a frame it takes is
+        # not emitted again for the first point (as in one pass, where a frame is never repeated)
+        shadow = k - 1 if self._grid is not None and fps and k > 0 else None
+        if shadow is not None:
+            k = shadow
         prev: tuple[int, float, Any] | None = None
         last_emitted = -1
         try:
@@ -257,8 +266,8 @@ class FrameStream(Iterator[Frame]):
                         yield Frame(idx, t, b.to_bgr(raw))
                     n_in_range += 1
                     continue
-                while True:
-                    g = start + k / fps
+                while k_end is None or k < k_end:
+                    g = origin + k / fps
                     if t < g - _EPS:
                         break
                     # grid point g lies in (prev.t, t]: keep the nearer frame (the earlier one on ties)
@@ -266,14 +275,16 @@ class FrameStream(Iterator[Frame]):
                         cand = prev
                     else:
                         cand = (idx, t, raw)
-                    if cand[0] != last_emitted:
+                    if k == shadow:
+                        last_emitted = cand[0]
+                    elif cand[0] != last_emitted:
                         last_emitted = cand[0]
                         self.frames_yielded += 1
                         yield Frame(cand[0], cand[1], b.to_bgr(cand[2]))
                     k += 1
                 prev = (idx, t, raw)
-            if fps is not None and prev is not None and prev[0] != last_emitted:
-                g = start + k / fps
+            if fps is not None and prev is not None and prev[0] != last_emitted and (k_end is None or k < k_end):
+                g = origin + k / fps
                 if g < prev[1] + max(period, _EPS) and (end is None or g < end):
                     self.frames_yielded += 1
                     yield Frame(prev[0], prev[1], b.to_bgr(prev[2]))
