@@ -132,6 +132,7 @@ def run(args: argparse.Namespace) -> int:
     from ferkit.cli_video import AnalyzeHook  # video analytics hook (tracker, --summary / --report)
 
     video = AnalyzeHook(args)
+    video.check()
     analyzer = Analyzer(
         detector=args.detector, score_threshold=args.score_threshold, min_face_size=args.min_face_size,
         max_faces=args.max_faces, model=args.model, every=args.every, fps=args.fps, start=args.start,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -101,12 +102,23 @@ def _is_results(path: str) -> bool:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Run ``ferkit report``."""
+    from ferkit.cli_analyze import _quiet_ffmpeg
     from ferkit.video import VideoAnalytics
 
+    _quiet_ffmpeg()
     kinds = {_is_results(i) for i in args.inputs}
     if len(kinds) > 1:
         raise InputError("give either videos / folders or result tables, not both")
     opts = settings_from_args(args)
+    from ferkit.video import VideoSettings
+
+    VideoSettings(**opts).check()  # bad settings and output names fail before any analysis
+    if args.summary:
+        from ferkit.io.sinks import sink_format
+
+        sink_format(args.summary)
+    failed: list[Any] = []
+    analysed = 0
     if kinds == {True}:
         import pandas as pd
 
@@ -121,10 +133,26 @@ def cmd_report(args: argparse.Namespace) -> int:
         with Analyzer(every=args.every, fps=args.fps, model=args.model, workers=args.workers,
                       sentiment_map=args.sentiment_map, tracker=Tracker(max_missed=args.max_missed)) as az:
             res = az.analyze(list(args.inputs), progress=not args.quiet)
-        for s in res.failed:
+        failed = res.failed
+        analysed = sum(s.status in ("ok", "no_face", "partial") for s in res.statuses)
+        for s in failed:
             print(f"ferkit: warning: {s.describe()}", file=sys.stderr)
+        opts["analysis"] = _analysis_settings(args, tracked=True)
+        opts["track"] = False  # the analyzer's tracker assigned the ids
         va = VideoAnalytics.from_results(res, **opts)
-    return _write_outputs(va, args.summary, args.output, not args.no_thumbnails, args.title, args.quiet)
+    _write_outputs(va, args.summary, args.output, not args.no_thumbnails, args.title, args.quiet)
+    if failed:  # as `ferkit analyze`: 1 some inputs failed or stopped early, 2 none could be analysed
+        return 1 if analysed else 2
+    return 0
+
+
+def _analysis_settings(args: argparse.Namespace, tracked: bool) -> dict[str, Any]:
+    """How the rows were made, for the report's settings table."""
+    keys = ("model", "fps", "every", "start", "end", "detector", "sentiment_map")
+    out = {k: getattr(args, k) for k in keys if getattr(args, k, None) not in (None, 1) or k == "model"}
+    if tracked:
+        out["tracked"] = f"during analysis (max_missed {args.max_missed})"
+    return out
 
 
 def _write_outputs(va: Any, summary: str | None, report: str | None, thumbnails: bool = True,
@@ -160,30 +188,35 @@ def cmd_evaluate_videos(args: argparse.Namespace) -> int:
         from ferkit.io import write_rows
 
         write_rows(pd.DataFrame(rep["per_video"]), args.out)
-    print(json.dumps(rep, indent=1) if args.json else markdown_report(rep))
+    try:
+        print(json.dumps(rep, indent=1) if args.json else markdown_report(rep))
+        sys.stdout.flush()
+    except BrokenPipeError:  # `ferkit evaluate-videos ... | head`
+        sys.stderr.close()
     return 0
 
 
 def _read_predictions(args: argparse.Namespace, read_rows: Any, VideoAnalytics: Any) -> tuple[Any, Any]:
-    import pandas as pd
 
     p = Path(args.predictions)
     if not p.is_file():
         raise InputError(f"{p}: no such predictions file")
-    if p.suffix.lower() == ".csv":
-        head = pd.read_csv(p, nrows=1)
-        if "verdict" in head.columns:  # a summary table
-            df = pd.read_csv(p)
-            if "level" in df.columns:
-                df = df[df["level"] == "video"]
-            if args.verdict and args.verdict != "peak":
-                print("ferkit: warning: --verdict is ignored for a summary file (its verdicts are kept)",
-                      file=sys.stderr)
-            return df.reset_index(drop=True), None
+    from ferkit.video.analytics import read_table
+
+    df = read_table(p)
+    if "verdict" in df.columns:  # a summary table (any format ferkit writes)
+        if "level" in df.columns:
+            df = df[df["level"] == "video"]
+        if args.verdict and args.verdict != "peak":
+            print("ferkit: warning: --verdict is ignored for a summary file (its verdicts are kept)",
+                  file=sys.stderr)
+        return df.reset_index(drop=True), None
     rows = read_rows(p)
     va = VideoAnalytics.from_frame(rows, verdict=args.verdict or "peak", sentiment_map=args.sentiment_map,
                                    min_quality=args.min_quality)
     t = va.tracks()
+    if len(t) and "low_quality" in t.columns:
+        t = t[~t["low_quality"].astype(bool)]  # the frames the summary counts
     counts = {s: g["emotion"].value_counts().to_dict() for s, g in t.groupby("source")} if len(t) else {}
     return va.summary("video"), counts
 
@@ -200,6 +233,29 @@ class AnalyzeHook:
         self.wanted = bool(getattr(args, "summary", None) or getattr(args, "report", None))
         self.enabled = self.wanted or bool(getattr(args, "track", False))
         self.tables: list[Any] = []
+
+    def check(self) -> None:
+        """Refuse bad --summary / --report paths and video settings before any analysis is done."""
+        if not self.wanted:
+            return
+        from ferkit.errors import OutputError
+        from ferkit.io.sinks import sink_format
+        from ferkit.video import VideoSettings
+
+        VideoSettings(**settings_from_args(self.args)).check()
+        if self.args.summary:
+            sink_format(self.args.summary)  # raises on an unknown extension
+        if self.args.report and Path(self.args.report).suffix.lower() not in (".html", ".htm"):
+            raise OutputError(f"--report {self.args.report}: give an .html file name")
+        for target in (self.args.summary, self.args.report):
+            if target:
+                folder = Path(target).resolve().parent
+                try:
+                    folder.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise OutputError(f"cannot create folder {folder} for {target}: {exc.strerror or exc}") from None
+                if not os.access(folder, os.W_OK):
+                    raise OutputError(f"cannot write {target}: folder {folder} is not writable")
 
     def tracker(self) -> Any:
         """A :class:`ferkit.video.Tracker` when tracking is asked for (``--summary`` / ``--report`` imply it)."""
@@ -226,6 +282,7 @@ class AnalyzeHook:
         res.statuses = list(statuses)
         opts = settings_from_args(self.args)
         opts["track"] = False  # the analyzer's tracker already assigned the ids
+        opts["analysis"] = _analysis_settings(self.args, tracked=True)
         va = VideoAnalytics.from_results(res, **opts)
         try:
             _write_outputs(va, self.args.summary, self.args.report, True, None, self.args.quiet)

@@ -1245,12 +1245,17 @@ def _resolve(inputs: Any, recursive: bool) -> list[_Source]:
     """Inputs -> list of sources (arrays, files; folders and list files expanded; problems kept as errors)."""
     from ferkit.io import expand_sources
 
+    if isinstance(inputs, np.ndarray) and inputs.dtype.kind in "UO":  # an array of paths, not an image
+        inputs = inputs.tolist()
     if _is_array(inputs):
         arr = np.asarray(inputs) if isinstance(inputs, np.ndarray) else inputs
         if isinstance(arr, np.ndarray) and arr.ndim == 4:
             return [_Source(f"<array {i}>", "array", array=a) for i, a in enumerate(arr)]
         return [_Source("<array>", "array", array=arr)]
-    items = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+    if isinstance(inputs, (str, bytes, os.PathLike)) or not hasattr(inputs, "__iter__"):
+        items = [inputs]
+    else:  # lists, tuples, generators, pandas Series, sets... of paths / arrays
+        items = list(inputs)
     out: list[_Source] = []
     for k, item in enumerate(items):
         if _is_array(item):

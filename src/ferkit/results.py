@@ -324,9 +324,11 @@ class AnalysisResults:
         ``low_quality`` columns (see :meth:`analytics`)."""
         return self.analytics(**options).tracks()
 
-    def report(self, path: str | os.PathLike[str], **options: Any) -> Any:
-        """Write an HTML report of these videos (see :meth:`ferkit.video.VideoAnalytics.report`)."""
-        return self.analytics(**options).report(path)
+    def report(self, path: str | os.PathLike[str], *, thumbnails: bool = True, title: str | None = None,
+               **options: Any) -> Any:
+        """Write an HTML report of these videos (see :meth:`ferkit.video.VideoAnalytics.report`); ``options``
+        are :class:`ferkit.video.VideoSettings`."""
+        return self.analytics(**options).report(path, thumbnails=thumbnails, title=title)
 
     def __repr__(self) -> str:
         return (f"<AnalysisResults {len(self)} faces from {len(self.statuses)} source"

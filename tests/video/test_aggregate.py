@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -127,3 +129,15 @@ def test_empty_inputs():
     v = va.summary("video")
     assert len(v) == 1 and v.iloc[0]["status"] == "no_face"
     assert len(va.summary("track")) == 0 and len(va.timeline("none.mp4")) == 0
+
+
+def test_saved_rows_with_landmarks_score_head_turns(make_rows):
+    """A rows file written with --landmarks keeps the frontalness term of the quality."""
+    df = make_rows({0: [(f, (100, 100, 80, 80), "happy") for f in range(4)]})
+    lm = np.zeros((468, 2))
+    lm[33], lm[263] = (120, 130), (160, 130)  # eyes 40 px apart
+    turned = lm.copy()
+    lm[1], turned[1] = (140, 150), (170, 150)  # nose under the eyes' midpoint / 0.75 eye distances aside
+    df["landmarks"] = [json.dumps(a.tolist()) for a in (lm, turned, lm, turned)]
+    q = VideoAnalytics.from_frame(df).tracks()["quality"].to_numpy()
+    assert q[0] == pytest.approx(q[2]) and q[1] == pytest.approx(q[3]) and q[1] < 0.2 < q[0]

@@ -48,3 +48,31 @@ def test_unknown_videos_and_labels_are_listed(tmp_path, make_rows):
     g.write_text("video,label\nx,happy\ny,positive\n")
     with pytest.raises(InputError, match="mixes"):
         read_gold(g)
+
+
+def test_gold_files_that_cannot_be_scored_honestly_are_refused(tmp_path, make_rows):
+    g = tmp_path / "gold.csv"
+    g.write_text("video,label\na.mp4,happy\na.mp4,sad\n")
+    with pytest.raises(InputError, match="listed more than once: a.mp4"):
+        read_gold(g)
+    g.write_text("video,label\na.mp4,contempt\n")  # the 7-class summary below cannot predict contempt
+    seven = _summary(make_rows).drop(columns=["share_contempt", "mean_contempt"])
+    with pytest.raises(InputError, match="contempt are not among the predicted classes"):
+        evaluate_verdicts(seven, read_gold(g))
+    a1 = make_rows({0: [(f, (100, 100, 80, 80), "happy") for f in range(5)]}, source="/x/clip.mp4")
+    a2 = make_rows({0: [(f, (100, 100, 80, 80), "sad") for f in range(5)]}, source="/y/clip.mp4")
+    two = VideoAnalytics.from_frame(pd.concat([a1, a2])).summary("video")
+    g.write_text("video,label\nclip.mp4,happy\n")
+    with pytest.raises(InputError, match="matches 2 analysed videos"):
+        evaluate_verdicts(two, read_gold(g))
+
+
+def test_failed_video_keeps_its_status(tmp_path, make_rows):
+    s = _summary(make_rows)
+    s.loc[s["source"] == "/data/c.mp4", "status"] = "failed"
+    g = tmp_path / "gold.csv"
+    g.write_text("video,label\na.mp4,happy\nc.mp4,sad\n")
+    rep = evaluate_verdicts(s, read_gold(g))
+    table = {r["video"]: r for r in rep["per_video"]}
+    assert table["c.mp4"]["status"] == "failed" and table["c.mp4"]["predicted"] == "no_face"
+    assert rep["failed"] == 1 and rep["no_face"] == 0

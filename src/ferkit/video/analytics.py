@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -50,6 +51,7 @@ class VideoSettings:
     interval_s: float | None = None
     interval_frames: int | None = None
     tracker_params: dict[str, Any] = field(default_factory=dict)
+    analysis: dict[str, Any] = field(default_factory=dict)  # how the rows were made (shown in reports)
 
     def check(self) -> None:
         if self.verdict not in VERDICT_METHODS:
@@ -64,6 +66,12 @@ class VideoSettings:
             raise InputError(f"max_missed must be >= 0, got {self.max_missed}")
         if not 0 < self.peak_fraction <= 1:
             raise InputError(f"peak_fraction must be in (0, 1], got {self.peak_fraction}")
+        if not 0 <= self.min_quality <= 1:
+            raise InputError(f"min_quality must be in [0, 1], got {self.min_quality}")
+        if self.interval_s is not None and not self.interval_s > 0:
+            raise InputError(f"the summary interval must be > 0 seconds, got {self.interval_s}")
+        if self.interval_frames is not None and self.interval_frames < 1:
+            raise InputError(f"the summary interval must be >= 1 frame, got {self.interval_frames}")
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -71,6 +79,16 @@ class VideoSettings:
 
 def read_rows(path: str | os.PathLike[str]) -> Any:
     """A result table written by ``ferkit analyze -o`` (CSV, TSV, JSON Lines, JSON or Parquet) as a DataFrame."""
+    p = Path(path)
+    df = read_table(p)
+    missing = [c for c in ("source", "frame", "time_s", "face_id", "x", "y", "w", "h") if c not in df.columns]
+    if len(df) and (missing or not class_columns(df)):
+        raise InputError(f"{p}: not a ferkit result table (missing columns: {', '.join(missing) or 'probabilities'})")
+    return df
+
+
+def read_table(path: str | os.PathLike[str]) -> Any:
+    """Any table ferkit writes (rows or summaries; CSV, TSV, JSON Lines, JSON or Parquet) as a DataFrame."""
     import pandas as pd
 
     p = Path(path)
@@ -88,9 +106,6 @@ def read_rows(path: str | os.PathLike[str]) -> Any:
             df = pd.read_csv(p, sep="\t" if suf == ".tsv" else ",")
     except Exception as exc:  # noqa: BLE001 - one clear line for any unreadable file
         raise InputError(f"{p}: cannot read a result table ({type(exc).__name__}: {exc})") from None
-    missing = [c for c in ("source", "frame", "time_s", "face_id", "x", "y", "w", "h") if c not in df.columns]
-    if len(df) and (missing or not class_columns(df)):
-        raise InputError(f"{p}: not a ferkit result table (missing columns: {', '.join(missing) or 'probabilities'})")
     return df
 
 
@@ -173,7 +188,8 @@ class VideoAnalytics:
         if "quality" not in df.columns:
             det = df["det_score"].to_numpy(np.float64) if "det_score" in df.columns else None
             sharp = df["sharpness"].to_numpy(np.float64) if "sharpness" in df.columns else None
-            df["quality"] = face_quality(df[["x", "y", "w", "h"]].to_numpy(np.float64), det, sharpness=sharp)
+            lm = _landmarks_array(df["landmarks"]) if "landmarks" in df.columns else None
+            df["quality"] = face_quality(df[["x", "y", "w", "h"]].to_numpy(np.float64), det, lm, sharp)
         df["low_quality"] = df["quality"].to_numpy() < st.min_quality
         return df
 
@@ -249,6 +265,29 @@ class VideoAnalytics:
         from .report import write_reports
 
         return write_reports(self, Path(path), thumbnails=thumbnails, title=title)
+
+
+def _landmarks_array(col: Any) -> np.ndarray | None:
+    """``(n, 468, 2)`` from a saved ``landmarks`` column (JSON text in CSV / JSON Lines, nested lists in Parquet;
+    NaN rows where a face has none), or None when no row has them."""
+    out = np.full((len(col), 468, 2), np.nan, np.float64)
+    found = False
+    for i, v in enumerate(col):
+        if isinstance(v, str):
+            try:
+                v = json.loads(v)
+            except ValueError:
+                continue
+        try:
+            a = np.asarray(v if v is not None else [], dtype=np.float64)
+            if a.ndim == 1 and a.dtype == object:
+                a = np.stack([np.asarray(p, np.float64) for p in v])
+        except (TypeError, ValueError):
+            continue
+        if a.shape == (468, 2):
+            out[i] = a
+            found = True
+    return out if found else None
 
 
 def _sorted(df: Any) -> bool:

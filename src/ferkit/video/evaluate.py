@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import os
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,11 @@ def read_gold(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
                          + "; ".join(bad[:20]) + (f"; ... {len(bad) - 20} more" if len(bad) > 20 else ""))
     if not pairs:
         raise InputError(f"{p}: no labelled videos")
+    times = Counter(v for v, _ in pairs)
+    dups = sorted(v for v, n in times.items() if n > 1)
+    if dups:
+        raise InputError(f"{p}: videos listed more than once: {', '.join(dups[:20])}"
+                         + (f" ... {len(dups) - 20} more" if len(dups) > 20 else ""))
     kinds = {lab in SENTIMENTS and lab != "neutral" for _, lab in pairs}
     if True in kinds and any(lab in EMOTIONS and lab != "neutral" for _, lab in pairs):
         raise InputError(f"{p}: mixes emotion and sentiment labels; use one kind per file")
@@ -62,11 +68,16 @@ def read_gold(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
 
 
 def _match(video: str, sources: list[str]) -> str | None:
+    """The source ``video`` names (by path, then file name, then stem); raises :class:`InputError` when the
+    first key that matches at all matches several sources."""
     for key in (lambda s: os.path.normpath(s), lambda s: os.path.basename(s), lambda s: Path(s).stem):
         want = key(video)
         hits = [s for s in sources if key(s) == want]
         if len(hits) == 1:
             return hits[0]
+        if len(hits) > 1:
+            raise InputError(f"gold video {video!r} matches {len(hits)} analysed videos ({', '.join(hits[:5])}): "
+                             "give its path as analysed")
     return None
 
 
@@ -95,14 +106,18 @@ def evaluate_verdicts(summary: Any, gold: list[tuple[str, str]], counts: Any = N
     classes = list(SENTIMENTS) if sentiment else [c for c in EMOTIONS if any(
         f"share_{c}" == k for k in summary.columns)] or list(EMOTIONS)
     emo_classes = [c for c in EMOTIONS if f"share_{c}" in summary.columns]
+    missing = sorted({lab for _, lab in gold} - set(classes))
+    if missing:
+        raise InputError(f"{gold_name}: gold labels {', '.join(missing)} are not among the predicted classes "
+                         f"({', '.join(classes)}): the model cannot output them")
     table: list[dict[str, Any]] = []
     for video, src, lab in matched:
         r = by_src.get(src) if src is not None else None
         n = int(r["rows"]) if r is not None and r.get("rows") == r.get("rows") else 0
-        status = str(r["status"]) if r is not None else NO_FACE
+        status = str(r["status"]) if r is not None else NO_FACE  # (a failed video keeps its status)
         pred = (r.get("sentiment") if sentiment else r.get("verdict")) if r is not None and n > 0 else None
         pred = str(pred) if isinstance(pred, str) and pred else NO_FACE
-        row: dict[str, Any] = {"video": video, "source": src or "", "status": status if n else NO_FACE,
+        row: dict[str, Any] = {"video": video, "source": src or "", "status": status,
                                "predicted": pred, "gold": lab, "correct": pred == lab, "frames": n}
         if counts is not None and src in counts:
             for c in emo_classes:
@@ -120,11 +135,14 @@ def evaluate_verdicts(summary: Any, gold: list[tuple[str, str]], counts: Any = N
                if row["predicted"] in pred_labels else -1] += 1
     n_all = len(table)
     with_face = [r for r in table if r["predicted"] != NO_FACE]
+    no_result = [r for r in table if r["predicted"] == NO_FACE]
+    failed = sum(r["status"] not in (NO_FACE, "ok", "low_quality") for r in no_result)
     per_class = {c: (float(cm[i, i] / cm[i].sum()) if cm[i].sum() else None) for i, c in enumerate(classes)}
     recalls = [v for v in per_class.values() if v is not None]
     return {
         "task": "sentiment" if sentiment else "emotion",
-        "videos": n_all, "videos_with_face": len(with_face), "no_face": n_all - len(with_face),
+        "videos": n_all, "videos_with_face": len(with_face), "no_face": len(no_result) - failed,
+        "failed": failed,
         "accuracy": float(np.mean([r["correct"] for r in table])) if n_all else None,
         "accuracy_with_face": float(np.mean([r["correct"] for r in with_face])) if with_face else None,
         "balanced_accuracy": float(np.mean(recalls)) if recalls else None,
@@ -139,7 +157,8 @@ def markdown_report(rep: dict[str, Any]) -> str:
     def pct(v: float | None) -> str:
         return "-" if v is None else f"{100 * v:.1f} %"
 
-    lines = [f"{rep['task']} verdicts on {rep['videos']} videos ({rep['no_face']} without a face): "
+    failed = f", {rep['failed']} failed" if rep.get("failed") else ""
+    lines = [f"{rep['task']} verdicts on {rep['videos']} videos ({rep['no_face']} without a face{failed}): "
              f"accuracy {pct(rep['accuracy'])}, on videos with a face {pct(rep['accuracy_with_face'])}, "
              f"balanced {pct(rep['balanced_accuracy'])}", "", "confusion (rows: gold, columns: predicted)", ""]
     pl = rep["predicted_labels"]

@@ -126,7 +126,11 @@ def _head(title: str) -> str:
 
 def _settings_html(va: Any) -> str:
     st = va.settings.as_dict()
+    analysis = st.pop("analysis", None) or {}
+    if analysis.get("tracked") and not st.get("track"):
+        st["track"] = analysis.pop("tracked")  # ids assigned while analysing, not re-tracked here
     st = {k: v for k, v in st.items() if not (k == "tracker_params" and not v)}
+    st.update({f"analysis: {k}": v for k, v in analysis.items()})
     rows = "".join(f"<tr><td class='l'>{_esc(k)}</td><td class='l'><code>{_esc(json.dumps(v))}</code></td></tr>"
                    for k, v in st.items())
     return f"<details><summary>Settings used</summary><table>{rows}</table></details>"
