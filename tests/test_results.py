@@ -142,3 +142,11 @@ def test_landmarks_in_pandas_are_arrays() -> None:
     assert df["landmarks"].iloc[0] is None and df["landmarks"].iloc[1].shape == (468, 2)
     rows = list(r)
     assert rows[0].landmarks is None and rows[1].landmarks.shape == (468, 2)
+
+
+def test_face_rows_compare_without_arrays() -> None:
+    a = FaceRow("a.jpg", 0, 0.0, 0, (1.0, 2.0, 3.0, 4.0), 0.9, "happy", "positive", 0.8, {"happy": 0.9},
+                np.zeros((468, 2), np.float32))
+    b = FaceRow("a.jpg", 0, 0.0, 0, (1.0, 2.0, 3.0, 4.0), 0.9, "happy", "positive", 0.8, {"happy": 0.9},
+                np.ones((468, 2), np.float32))
+    assert a == b and len({a, b}) == 1  # (raised "truth value of an array is ambiguous" before)

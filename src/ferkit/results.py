@@ -3,7 +3,7 @@
 Rows are stored column-wise (numpy arrays in :class:`FaceTable` chunks, one source per chunk), so a video with
 100,000 faces costs a few MB. Columns, in order (see :func:`columns`)::
 
-    source, frame, time_s, face_id, x, y, w, h, det_score, emotion, sentiment, sentiment_score,
+    source, frame, time_s, face_id, x, y, w, h, det_score, emotion, sentiment, sentiment_score, sharpness,
     <one probability column per class: angry ... contempt>, [landmarks]
 
 * ``frame`` is the frame number in the video (0 for a photo), ``time_s`` its presentation time.
@@ -162,8 +162,8 @@ class FaceRow:
     emotion: str
     sentiment: str
     sentiment_score: float
-    probabilities: dict[str, float]
-    landmarks: np.ndarray | None = None
+    probabilities: dict[str, float] = field(compare=False)  # (a dict: rows are compared by their other fields)
+    landmarks: np.ndarray | None = field(default=None, compare=False)  # (an array has no single truth value)
     sharpness: float = field(default=float("nan"), compare=False)  # NaN when unknown (NaN != NaN)
 
     def as_dict(self) -> dict[str, Any]:

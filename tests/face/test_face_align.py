@@ -136,3 +136,13 @@ def test_profile_face_falls_back_to_keypoints(detector, mesh, load_image) -> Non
     assert method.tolist() == [1]
     crops, _ = align_faces(img, d, (48, 48), landmarks=lm)
     assert crops.shape == (1, 48, 48, 3) and crops.std() > 5
+
+
+def test_drawn_box_stays_on_its_pixels() -> None:
+    from ferkit.face import Detections
+    from ferkit.face.draw import draw_detections
+
+    img = np.zeros((60, 60, 3), np.uint8)
+    det = Detections(np.array([[10, 10, 20, 20]], np.float32), np.array([0.9], np.float32))
+    cols = np.flatnonzero(draw_detections(img, det, draw_scores=False).any(axis=(0, 2)))
+    assert cols.max() <= 29 + 1  # (anti-aliased 1 px line on pixel 29: at most its edge bleeds)

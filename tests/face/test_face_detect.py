@@ -257,3 +257,20 @@ def test_mtcnn_finds_the_five_faces(load_image, detector: BlazeFaceDetector) -> 
 def test_mtcnn_no_face(load_image) -> None:
     d = create_detector("mtcnn").detect_batch([load_image("free-mountain-vector-01.jpg")])
     assert len(d) == 1 and len(d[0]) == 0
+
+
+@pytest.mark.parametrize("size", [(3072, 3072), (4000, 3000), (3001, 2001), (700, 500)])
+def test_shrink_maps_points_back_exactly(size):
+    """pyrDown halvings shift content by half a pixel each: the map back to the image accounts for it."""
+    from ferkit.face.detect import shrink_with_map
+
+    w, h = size
+    cx, cy = w * 0.4, h * 0.6
+    yy, xx = np.mgrid[0:h, 0:w] + 0.5
+    img = np.where((xx - cx) ** 2 + (yy - cy) ** 2 < (w / 40) ** 2, 255, 0).astype(np.uint8)
+    r = 192 / max(w, h)
+    small, (sx, sy, dx, dy) = shrink_with_map(img, (round(w * r), round(h * r)))
+    g = small.astype(np.float64)
+    yy, xx = np.mgrid[0:small.shape[0], 0:small.shape[1]] + 0.5
+    mx, my = (xx * g).sum() / g.sum(), (yy * g).sum() / g.sum()
+    assert abs(mx * sx + dx - cx) < 0.5 and abs(my * sy + dy - cy) < 0.5

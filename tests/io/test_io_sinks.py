@@ -189,3 +189,28 @@ def test_written_file_has_normal_permissions(tmp_path: Path) -> None:
     umask = os.umask(0)
     os.umask(umask)
     assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_parquet_landmarks_when_the_first_face_has_none(tmp_path: Path) -> None:
+    """A first photo without a mesh must not fix the landmarks column to type null for the whole file."""
+    from ferkit.labels import FERPLUS_CLASSES
+    from ferkit.results import AnalysisResults, FaceTable
+
+    def table(src: str, lm: np.ndarray) -> FaceTable:
+        return FaceTable(src, np.zeros(1, np.int64), np.zeros(1), np.zeros(1, np.int32), np.ones((1, 4), np.float32),
+                         np.ones(1, np.float32), np.full((1, 8), 1 / 8, np.float32), lm, np.ones(1, np.float32))
+
+    res = AnalysisResults(FERPLUS_CLASSES, with_landmarks=True)
+    res.add(table("a.jpg", np.full((1, 468, 2), np.nan, np.float32)))
+    res.add(table("b.jpg", np.ones((1, 468, 2), np.float32)))
+    res.save(tmp_path / "out.parquet")
+    lm = pd.read_parquet(tmp_path / "out.parquet")["landmarks"].tolist()
+    assert lm[0] is None and len(lm[1]) == 468
+
+
+def test_no_unreadable_partial_parquet(tmp_path: Path) -> None:
+    """Rows that never reached the file leave no .partial behind (it would have no Parquet footer)."""
+    with pytest.raises(KeyboardInterrupt), open_sink(tmp_path / "r.parquet") as s:
+        s.write([{"a": 1.0}, {"a": "x"}])  # mixed types: the buffer cannot be written
+        raise KeyboardInterrupt
+    assert _leftovers(tmp_path) == []

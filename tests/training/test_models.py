@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -35,3 +36,13 @@ def test_efficientnet_imagenet_weights_load():
     b = create_model("efficientnet_lite0", pretrained=False)
     w = "backbone._conv_stem.weight"
     assert not torch.equal(a.state_dict()[w], b.state_dict()[w])
+
+
+def test_prepare_grey_batch_for_a_colour_model():
+    from ferkit.inference.model import ExpressionModel
+
+    em = ExpressionModel.__new__(ExpressionModel)
+    em.card = {"input": {"size": 48, "channels": 3}}
+    faces = np.random.default_rng(0).integers(0, 256, (2, 48, 48), dtype=np.uint8)
+    fast, slow = em.prepare(faces), em.prepare(list(faces))
+    assert fast.shape == slow.shape == (2, 3, 48, 48) and np.array_equal(fast, slow)

@@ -34,6 +34,28 @@ def test_mv_uses_majority():
     assert scheme_loss(LOGITS, VOTES, "mv").item() == pytest.approx(want.item(), rel=1e-6)
 
 
+def test_mv_leaves_out_images_without_a_majority():
+    """Barsoum et al.: majority = more than half the votes; a 4/3/3 image is not trained on."""
+    lp = _logp(LOGITS)
+    votes = torch.tensor([[4.0, 3.0, 3.0], [0.0, 1.0, 9.0]])
+    assert scheme_loss(LOGITS, votes, "mv").item() == pytest.approx(-lp[1, 2].item(), rel=1e-6)
+    z = LOGITS[:1].clone().requires_grad_(True)
+    loss = scheme_loss(z, votes[:1], "mv")
+    loss.backward()
+    assert loss.item() == 0.0 and torch.isfinite(z.grad).all()
+
+
+def test_ml_without_acceptable_label_and_no_smoothing():
+    lp = _logp(LOGITS)
+    votes = torch.tensor([[2.0, 2.0, 2.0, 2.0, 2.0], [0.0, 0.0, 10.0, 0.0, 0.0]])
+    z = torch.cat([LOGITS, torch.zeros(2, 2)], 1)
+    lp = _logp(z)
+    # row 0: no class reaches 30 % of the votes -> left out
+    assert scheme_loss(z, votes, "ml").item() == pytest.approx(-lp[1, 2].item(), rel=1e-6)
+    with pytest.raises(ValueError, match="label smoothing"):
+        scheme_loss(LOGITS, VOTES, "ml", label_smoothing=0.1)
+
+
 def test_ml_takes_best_acceptable_label():
     lp = _logp(LOGITS)
     # row 0: classes 0 (0.6) and 1 (0.4) pass the 0.3 threshold -> max log-prob is class 0.
@@ -60,6 +82,8 @@ def test_drop_single_vote_outliers():
     d = normalise_votes(VOTES, drop_single=True)
     assert d[1].tolist() == [0.0, 0.0, 1.0]
     assert d[0].tolist() == pytest.approx([0.6, 0.4, 0.0])
+    with pytest.raises(ValueError, match="raw vote counts"):
+        normalise_votes(VOTES / VOTES.sum(1, keepdim=True), drop_single=True)
 
 
 def test_class_weights_and_weighted_loss():
@@ -109,3 +133,18 @@ def test_ece_and_temperature():
     t = fit_temperature(over, y)
     assert 2.5 < t < 3.5
     assert expected_calibration_error(y, softmax(over, t)) < expected_calibration_error(y, softmax(over))
+
+
+@pytest.mark.parametrize("crop", [0.9, 0.8, 0.7])
+def test_crop_boxes_follow_close_crop_pixels(crop):
+    """Region boxes after close_crop sit on the content, to a tenth of a pixel (whole-pixel crop offsets)."""
+    from ferkit.training.augment import close_crop, crop_boxes
+
+    s = 48
+    x = torch.zeros(1, 1, s, s)
+    x[..., 10:18, 12:24] = 1.0  # centre (18, 14) px
+    box = torch.tensor([[[18 / s, 14 / s, 12 / s, 8 / s]]])
+    m = close_crop(x, crop)[0, 0]
+    yy, xx = torch.meshgrid(torch.arange(s) + 0.5, torch.arange(s) + 0.5, indexing="ij")
+    centre = torch.stack([(m * xx).sum() / m.sum(), (m * yy).sum() / m.sum()])
+    assert (centre - crop_boxes(box, crop, s)[0, 0, :2] * s).abs().max() < 0.1

@@ -191,12 +191,25 @@ def as_bgr(image: np.ndarray) -> np.ndarray:
 def shrink(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Resize to ``size`` (W, H): halve with ``cv2.pyrDown`` (Gaussian, anti-aliased) while the image is at
     least twice the target, then bilinear. ~4x faster than ``INTER_AREA`` with similar detections."""
+    return shrink_with_map(image, size)[0]
+
+
+def shrink_with_map(image: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, tuple[float, float, float, float]]:
+    """:func:`shrink`, and ``(sx, sy, dx, dy)`` mapping a point of the result back to the image:
+    ``x = X * sx + dx`` (continuous pixel coordinates). ``pyrDown`` takes destination pixel ``i`` from source
+    pixel ``2 i`` and rounds odd sizes up, so each halving shifts the content by half a pixel: not a plain
+    ``W / w`` scale."""
     w, h = size
+    k = 0
     while image.shape[1] >= 2 * w and image.shape[0] >= 2 * h:
         image = cv2.pyrDown(image)
-    if image.shape[1] == w and image.shape[0] == h:
-        return image
-    return cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
+        k += 1
+    f = float(2 ** k)
+    sx, sy = f * image.shape[1] / w, f * image.shape[0] / h
+    d = -(f - 1.0) / 2.0
+    if not (image.shape[1] == w and image.shape[0] == h):
+        image = cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
+    return image, (sx, sy, d, d)
 
 
 class FaceDetector(ABC):
@@ -390,22 +403,22 @@ class BlazeFaceDetector(FaceDetector):
         return self._u8[:n], self._f32[:n]  # type: ignore[index]
 
     def preprocess(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """Letterbox each image into the input tensor. Returns the float32 batch and (n, 4) maps
+        """Letterbox each image into the input tensor. Returns the float32 batch and (n, 6) maps
         ``(scale_x, scale_y, offset_x, offset_y)`` with ``image_x = (tensor_x - offset_x) * scale_x``."""
         s = self.input_size
         u8, f32 = self._buffers(len(images))
-        maps = np.empty((len(images), 4), np.float64)
+        maps = np.empty((len(images), 6), np.float64)
         for i, img in enumerate(images):
             img = as_bgr(img)
             h, w = img.shape[:2]
             r = s / max(h, w)
             nw, nh = max(1, min(s, round(w * r))), max(1, min(s, round(h * r)))
             ox, oy = (s - nw) // 2, (s - nh) // 2
-            small = shrink(img, (nw, nh))
+            small, (sx, sy, dx, dy) = shrink_with_map(img, (nw, nh))
             if nw != s or nh != s:
                 u8[i].fill(0)
             u8[i, oy:oy + nh, ox:ox + nw] = cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
-            maps[i] = (w / nw, h / nh, ox, oy)
+            maps[i] = (sx, sy, ox, oy, dx, dy)  # image x = (letterbox x - ox) * sx + dx
         np.multiply(u8, np.float32(2.0 / 255.0), out=f32)
         f32 -= np.float32(1.0)
         return f32, maps
@@ -433,10 +446,10 @@ class BlazeFaceDetector(FaceDetector):
         kps = r[:, 4:].reshape(-1, nk, 2) + anchors[:, None]
         # values to blend: x1, y1, x2, y2, key points -> then mapped to image pixels
         vals = np.concatenate([ctr - half, ctr + half, kps.reshape(-1, 2 * nk)], axis=1)
-        m = maps[bi]  # (m, 4)
-        sx, sy, ox, oy = m[:, 0:1], m[:, 1:2], m[:, 2:3], m[:, 3:4]
-        vals[:, 0::2] = (vals[:, 0::2] - ox) * sx
-        vals[:, 1::2] = (vals[:, 1::2] - oy) * sy
+        m = maps[bi]  # (m, 6)
+        sx, sy, ox, oy, dx, dy = (m[:, j:j + 1] for j in range(6))
+        vals[:, 0::2] = (vals[:, 0::2] - ox) * sx + dx
+        vals[:, 1::2] = (vals[:, 1::2] - oy) * sy + dy
         valid = (vals[:, 2] > vals[:, 0]) & (vals[:, 3] > vals[:, 1])
         out = []
         # bi is sorted (np.nonzero is row-major): split per image

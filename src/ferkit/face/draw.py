@@ -43,7 +43,7 @@ def draw_detections(
         if mesh_contours:
             for edges in CONNECTIONS.values():
                 e = np.asarray(edges)
-                lines = np.round(pts[:, e] * 16).astype(np.int32)  # (n, m, 2, 2), 4 fractional bits
+                lines = np.round((pts[:, e] - 0.5) * 16).astype(np.int32)  # (n, m, 2, 2), 4 fractional bits
                 cv2.polylines(out, list(lines.reshape(-1, 2, 2)), False, _CONTOUR, max(1, t // 2), cv2.LINE_AA, 4)
         ij = np.round(pts.reshape(-1, 2) - 0.5).astype(np.int64)
         ok = (ij[:, 0] >= 0) & (ij[:, 0] < w) & (ij[:, 1] >= 0) & (ij[:, 1] < h)
@@ -56,13 +56,14 @@ def draw_detections(
                 out[jj[ok, 1], jj[ok, 0]] = _MESH
     for i, det in enumerate(detections):
         x, y, bw, bh = det.box
+        # a box (x, y, w, h) covers pixels x .. x + w - 1: draw on its first and last pixels
         p1 = (int(np.rint(x)), int(np.rint(y)))
-        p2 = (int(np.rint(x + bw)), int(np.rint(y + bh)))
+        p2 = (max(p1[0], int(np.rint(x + bw)) - 1), max(p1[1], int(np.rint(y + bh)) - 1))
         cv2.rectangle(out, p1, p2, _BOX, t, cv2.LINE_AA)
         if det.keypoints is not None:
             for k, (kx, ky) in enumerate(det.keypoints):
                 colour = _KEYPOINT_COLOURS[k % len(_KEYPOINT_COLOURS)]
-                cv2.circle(out, (int(np.rint(kx)), int(np.rint(ky))), 2 * t, colour, -1, cv2.LINE_AA)
+                cv2.circle(out, (int(np.floor(kx)), int(np.floor(ky))), 2 * t, colour, -1, cv2.LINE_AA)  # its pixel
         text = []
         if draw_scores:
             text.append(f"{det.score:.2f}")

@@ -102,6 +102,8 @@ class ExpressionModel:
             arr = faces
             if arr.ndim == 4 and c == 1:
                 arr = np.stack([cv2.cvtColor(f, cv2.COLOR_BGR2GRAY) for f in arr])
+            elif arr.ndim == 3 and c == 3:
+                arr = np.repeat(arr[..., None], 3, axis=3)  # grey faces for a colour model
         else:
             out = []
             for f in faces:

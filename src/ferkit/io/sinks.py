@@ -223,6 +223,8 @@ class RowSink:
         self._tmp = None
         if tmp is None:
             return
+        if self.format == "parquet" and self._pq_writer is None:
+            self.rows_written = 0  # nothing reached the file (no Parquet footer): no partial file to keep
         try:
             if self.keep_partial and self.rows_written > 0 and self.path is not None:
                 partial = self.path.with_name(self.path.name + ".partial")
@@ -361,6 +363,13 @@ class RowSink:
 
         if self._pq_writer is None:
             schema = table.schema.remove_metadata()
+            # A column that is all-empty in the first batch (e.g. no face had a mesh) would fix its type to
+            # null for the whole file: give the known ferkit columns their real type instead
+            for i, f in enumerate(schema):
+                if pa.types.is_null(f.type) and f.name in _KNOWN_TYPES:
+                    schema = schema.set(i, pa.field(f.name, _KNOWN_TYPES[f.name]()))
+            if schema != table.schema.remove_metadata():
+                table = table.cast(schema)
             self._pq_schema = schema
             try:
                 self._pq_writer = pq.ParquetWriter(self._fh, schema, compression="zstd")
@@ -422,6 +431,16 @@ def _union_keys(records: Iterable[Mapping[str, Any]]) -> list[str]:
         for k in r:
             seen.setdefault(str(k), None)
     return list(seen)
+
+
+def _landmarks_type() -> Any:
+    import pyarrow as pa
+
+    return pa.list_(pa.list_(pa.float64()))
+
+
+#: Parquet types of ferkit columns that can be all-null in a first batch.
+_KNOWN_TYPES: dict[str, Any] = {"landmarks": _landmarks_type}
 
 
 def _order_columns(table: Any, columns: list[str], name: str) -> Any:

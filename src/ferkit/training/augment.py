@@ -36,12 +36,15 @@ def close_crop(x: torch.Tensor, crop: float) -> torch.Tensor:
     return F.interpolate(x[..., y0:y0 + ch, x0:x0 + cw], size=(h, w), mode="bilinear", align_corners=False)
 
 
-def crop_boxes(boxes: torch.Tensor, crop: float) -> torch.Tensor:
-    """Normalised ``(cx, cy, w, h)`` boxes ``(..., 4)`` after :func:`close_crop`."""
+def crop_boxes(boxes: torch.Tensor, crop: float, size: int = 48) -> torch.Tensor:
+    """Normalised ``(cx, cy, w, h)`` boxes ``(..., 4)`` after :func:`close_crop` of a ``size`` x ``size`` face (the
+    crop's whole-pixel size and offset, as :func:`close_crop` cuts it)."""
     if crop >= 1.0:
         return boxes
-    c = (boxes[..., :2] - 0.5) / crop + 0.5
-    return torch.cat([c, boxes[..., 2:] / crop], -1)
+    side = max(1, round(size * crop))
+    off = (size - side) // 2
+    c = (boxes[..., :2] * size - off) / side
+    return torch.cat([c, boxes[..., 2:] * size / side], -1)
 
 
 class CloseCropped(nn.Module):
@@ -54,8 +57,9 @@ class CloseCropped(nn.Module):
         self.crop = float(crop)
 
     def forward(self, x: torch.Tensor, boxes: torch.Tensor | None = None) -> torch.Tensor:
+        size = int(x.shape[-1])
         x = close_crop(x, self.crop)
-        return self.model(x) if boxes is None else self.model(x, crop_boxes(boxes, self.crop))
+        return self.model(x) if boxes is None else self.model(x, crop_boxes(boxes, self.crop, size))
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -99,7 +103,7 @@ def augment(x: torch.Tensor, cfg: AugmentConfig, strong: torch.Tensor | None = N
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
     if boxes is not None:
-        boxes = transform_boxes(crop_boxes(boxes, cfg.crop), theta)
+        boxes = transform_boxes(crop_boxes(boxes, cfg.crop, int(x.shape[-1])), theta)
     if cfg.brightness or cfg.contrast:
         mean = x.mean(dim=(1, 2, 3), keepdim=True)
         c = 1 + (rand(b, 1, 1, 1) * 2 - 1) * cfg.contrast

@@ -2,9 +2,11 @@
 
 ``targets`` is always ``(B, K)`` non-negative votes (one-hot rows for single-label data).
 
-* ``mv``  majority vote: cross-entropy with the most-voted class.
-* ``ml``  multi-label: every class with at least ``ml_threshold`` of the votes is acceptable;
-          the loss is ``-log max_{k acceptable} p_k`` (the network may put its mass on any of them).
+* ``mv``  majority vote: cross-entropy with the class that has more than half of the votes; images without
+          such a majority are left out of the loss (as in the paper's reference code).
+* ``ml``  multi-label: every class with at least ``ml_threshold`` of the (8 emotion) votes is acceptable;
+          the loss is ``-log max_{k acceptable} p_k`` (the network may put its mass on any of them); images
+          with no acceptable class are left out.
 * ``pld`` probabilistic label drawing: each step draws one label from the vote distribution.
 * ``cel`` cross-entropy against the whole vote distribution.
 """
@@ -23,6 +25,8 @@ def normalise_votes(targets: torch.Tensor, drop_single: bool = False) -> torch.T
     (FER+'s outlier removal)."""
     t = targets.float()
     if drop_single:
+        if bool(((t > 0) & (t < 1)).any()):
+            raise ValueError("drop_single needs raw vote counts, not probabilities (e.g. blended soft targets)")
         cleaned = torch.where(t <= 1, torch.zeros_like(t), t)
         ok = cleaned.sum(1, keepdim=True) > 0
         t = torch.where(ok, cleaned, t)
@@ -51,29 +55,37 @@ def scheme_loss(
     """Mean loss of a batch under one label scheme (optionally class-weighted)."""
     if scheme not in SCHEMES:
         raise ValueError(f"unknown label scheme {scheme!r}; choose from {SCHEMES}")
+    if scheme == "ml" and label_smoothing > 0:
+        raise ValueError("label smoothing does not apply to the multi-label (ml) scheme")
     dist = normalise_votes(targets, drop_single)
     logp = F.log_softmax(logits.float(), dim=1)
     k = logits.shape[1]
+    keep: torch.Tensor | None = None  # rows the scheme leaves out get weight 0
     if scheme == "mv":
-        hard = dist.argmax(1)
-        target = F.one_hot(hard, k).float()
+        top = dist.max(1)
+        keep = top.values > 0.5
+        target = F.one_hot(top.indices, k).float()
     elif scheme == "pld":
         hard = torch.multinomial(dist, 1, generator=generator).squeeze(1)
         target = F.one_hot(hard, k).float()
     elif scheme == "cel":
         target = dist
     else:  # ml
-        ok = (dist >= ml_threshold) | (dist == dist.max(1, keepdim=True).values)
-        masked = logp.masked_fill(~ok, float("-inf"))
+        ok = dist >= ml_threshold - 1e-6
+        keep = ok.any(1)
+        masked = logp.masked_fill(~ok, -1e4)  # (finite: rows left out must not make NaN gradients)
         loss = -masked.max(1).values
-        if weights is not None:
-            w = (ok.float() * dist * weights[None, :]).sum(1) / (ok.float() * dist).sum(1).clamp_min(1e-8)
-            return (loss * w).sum() / w.sum()
-        return loss.mean()
+        w = torch.ones_like(loss) if weights is None else (
+            (ok.float() * dist * weights[None, :]).sum(1) / (ok.float() * dist).sum(1).clamp_min(1e-8))
+        return _weighted_mean(loss, w * keep.float())
     if label_smoothing > 0:
         target = target * (1 - label_smoothing) + label_smoothing / k
     loss = -(target * logp).sum(1)
-    if weights is not None:
-        w = (target * weights[None, :]).sum(1)
-        return (loss * w).sum() / w.sum()
-    return loss.mean()
+    w = torch.ones_like(loss) if weights is None else (target * weights[None, :]).sum(1)
+    return _weighted_mean(loss, w if keep is None else w * keep.float())
+
+
+def _weighted_mean(loss: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """Weighted mean; 0 (with a gradient path) when every row has weight 0."""
+    total = w.sum()
+    return (loss * w).sum() / total if float(total) > 0 else (loss * 0).sum()

@@ -188,7 +188,7 @@ def predict_logits(
     for i in range(0, len(images), batch):
         x = images[i : i + batch].to(device, non_blocking=True).float().div_(255)
         x = close_crop(x, crop)
-        bx = None if boxes is None else crop_boxes(boxes[i : i + batch].to(device), crop)
+        bx = None if boxes is None else crop_boxes(boxes[i : i + batch].to(device), crop, int(x.shape[-1]))
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda"):
             z = (model(x) if bx is None else model(x, bx)).float()
             if flip:
@@ -240,6 +240,10 @@ class Trainer:
         if self.val_set.classes != self.train_set.classes:
             raise DatasetError(f"the validation classes {list(self.val_set.classes)} differ from the training "
                                f"classes {list(self.train_set.classes)}")
+        if cfg.soft_targets and cfg.drop_single_votes:
+            raise ConfigError("drop_single_votes needs raw vote counts; soft_targets blends them into probabilities")
+        if cfg.scheme == "ml" and cfg.label_smoothing > 0:
+            raise ConfigError("label smoothing does not apply to the multi-label (ml) scheme")
         if cfg.soft_targets and train is None:
             soft = np.load(cfg.soft_targets).astype(np.float32)
             if soft.shape != self.train_set.targets.shape:
