@@ -134,7 +134,12 @@ def cmd_search(args: argparse.Namespace) -> int:
     if args.contact_sheet:
         if len(df):
             n = contact_sheet(df, args.contact_sheet)
-            print(f"ferkit: contact sheet of {n} faces written to {args.contact_sheet}", file=sys.stderr)
+            if n:
+                print(f"ferkit: contact sheet of {n} faces written to {args.contact_sheet}", file=sys.stderr)
+            else:
+                print(f"ferkit: warning: none of the {len(df)} matched faces could be read back from its file "
+                      "(moved or deleted?): no contact sheet written", file=sys.stderr)
+                return 1
         else:
             print("ferkit: no match: no contact sheet written", file=sys.stderr)
     return 0

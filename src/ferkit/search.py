@@ -52,15 +52,17 @@ def search_archive(root: str | os.PathLike[str], *, emotion: str | None = None, 
         raise InputError(f"unknown sentiment {sentiment!r}; use one of {', '.join(SENTIMENTS)}")
     if min_prob is not None and not 0.0 <= min_prob <= 1.0:
         raise InputError(f"--min-prob must be in [0, 1], got {min_prob}")
+    if emotion is not None and emotion not in EMOTIONS:
+        raise InputError(f"unknown emotion {emotion!r}; use one of {', '.join(EMOTIONS)}")
     best: Any = None
-    classes: list[str] | None = None
+    seen: set[str] = set()  # emotion columns of the parts (an archive may mix 7- and 8-class models)
     for rec, df in iter_archive_rows(root):
         if source is not None and not _match_source(pd.Series([rec.source]), source).iloc[0]:
             continue
-        if classes is None:  # the emotion probability columns (not sharpness or other extras)
-            classes = _emotion_columns(df)
-            if emotion is not None and emotion not in classes:
-                raise InputError(f"unknown emotion {emotion!r}; the archive has {', '.join(classes)}")
+        classes = _emotion_columns(df)  # per part: the probability columns, not sharpness or other extras
+        seen.update(classes)
+        if emotion is not None and emotion not in classes:
+            continue  # analysed by a model without that class
         df = df.drop(columns=["landmarks"], errors="ignore")
         df["n_faces"] = df.groupby("frame")["face_id"].transform("size").astype(np.int32)
         m = np.ones(len(df), bool)
@@ -86,6 +88,8 @@ def search_archive(root: str | os.PathLike[str], *, emotion: str | None = None, 
         best = hit if best is None else pd.concat([best, hit], ignore_index=True)
         if top is not None and len(best) > 4 * top:
             best = _rank(best).head(top)
+    if emotion is not None and seen and emotion not in seen:
+        raise InputError(f"unknown emotion {emotion!r}; the archive has {', '.join(c for c in EMOTIONS if c in seen)}")
     if best is None:
         return pd.DataFrame(columns=["source", "frame", "time_s", "face_id", "emotion", "score", "n_faces"])
     best = _rank(best)
@@ -180,8 +184,12 @@ def write_sidecars(root: str | os.PathLike[str], *, out_dir: str | os.PathLike[s
     """One JSON sidecar per analysed photo of the archive (faces, their expressions, and tags such as
     ``emotion/happy``, ``sentiment/positive``, ``faces/2``); tags need a face probability >= ``min_prob``.
 
-    Returns (sidecars written, problems). Photos without faces get a sidecar with ``faces/0``.
+    Returns (sidecars written, problems). Photos without faces get a sidecar with ``faces/0``. ``suffix`` must be
+    a plain file-name ending (a sidecar never replaces its photo).
     """
+    if not suffix or not suffix.strip() or any(c in suffix for c in "/\\\0") or suffix in (".", ".."):
+        raise InputError(f"sidecar suffix {suffix!r} must be a non-empty file-name ending such as .ferkit.json "
+                         "(a sidecar must never replace its photo)")
     import pyarrow.parquet as pq
 
     arch = Archive(root, create=False)

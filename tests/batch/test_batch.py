@@ -125,3 +125,90 @@ def test_sigkill_then_resume(samples, tmp_path):
     assert len(df) == 4 * 7
     referenced = {r.part for r in after.values() if r.part}
     assert {p.name for p in (out / "parts").iterdir()} == referenced  # no orphan or temporary file left
+
+
+def test_a_dead_worker_does_not_end_the_batch(samples, tmp_path):
+    """SIGKILL one worker process mid-run (as the out-of-memory killer would): its files are requeued."""
+    import multiprocessing as mp
+    import threading
+
+    inputs = make_inputs(samples, tmp_path / "in", copies=4)  # 18 inputs
+    out = tmp_path / "out"
+    result: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            result["summary"] = run_batch([inputs], out, workers=2)
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            result["error"] = exc
+
+    th = threading.Thread(target=run)
+    th.start()
+    log = out / "status.jsonl"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (log.is_file() and log.read_bytes().count(b"\n") >= 2):
+        time.sleep(0.05)
+    victims = [p for p in mp.active_children() if p.is_alive()]
+    assert victims, "no worker process to kill"
+    os.kill(victims[0].pid, signal.SIGKILL)
+    th.join(timeout=240)
+    assert "error" not in result, result.get("error")
+    s = result["summary"]
+    assert s.total == 18 and s.ok + s.no_face + s.failed == 18 and s.ok >= 12
+
+
+def test_workers_end_when_the_driver_is_killed(samples, tmp_path):
+    inputs = make_inputs(samples, tmp_path / "in", copies=4)
+    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    cmd = [sys.executable, "-m", "ferkit", "batch", str(inputs), "-o", str(tmp_path / "out"), "--workers", "2", "-q"]
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    log = tmp_path / "out" / "status.jsonl"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (log.is_file() and log.read_bytes().count(b"\n") >= 1):
+        time.sleep(0.05)
+    children = [int(p) for p in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()]
+    assert children
+    proc.kill()  # the driver only
+    proc.wait(timeout=20)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and any(Path(f"/proc/{c}").exists() and
+                                              "zombie" not in _proc_state(c) for c in children):
+        time.sleep(0.2)
+    alive = [c for c in children if Path(f"/proc/{c}").exists() and "zombie" not in _proc_state(c)]
+    for c in alive:
+        os.kill(c, signal.SIGKILL)
+    assert not alive, "worker processes outlived the killed batch driver"
+
+
+def _proc_state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/status").read_text().split("State:")[1].split("\n")[0].lower()
+    except (OSError, IndexError):
+        return "zombie"
+
+
+def test_new_weights_in_the_same_model_file_redo_the_inputs(samples, tmp_path):
+    from ferkit.inference.model import WEIGHTS_DIR
+
+    model = tmp_path / "m" / "x.onnx"
+    model.parent.mkdir()
+    for ext in (".onnx", ".json"):
+        shutil.copyfile(WEIGHTS_DIR / f"default{ext}", model.with_suffix(ext))
+    photo = tmp_path / "in" / "single_face.jpg"
+    photo.parent.mkdir()
+    shutil.copyfile(samples / "single_face.jpg", photo)
+    opts = {"model": str(model)}
+    assert run_batch([photo], tmp_path / "out", options=opts, workers=1).analysed == 1
+    assert run_batch([photo], tmp_path / "out", options=opts, workers=1).analysed == 0
+    for ext in (".onnx", ".json"):  # other weights under the same name
+        shutil.copyfile(WEIGHTS_DIR / f"fer2013{ext}", model.with_suffix(ext))
+    assert run_batch([photo], tmp_path / "out", options=opts, workers=1).analysed == 1
+
+
+def test_long_file_names_are_written_atomically(tmp_path):
+    from ferkit.batch.archive import atomic_write_bytes
+
+    target = tmp_path / ("x" * 250)
+    atomic_write_bytes(target, b"ok")
+    assert target.read_bytes() == b"ok" and [p.name for p in tmp_path.iterdir()] == [target.name]

@@ -59,3 +59,10 @@ def test_tag_sidecars(local_job, tmp_path):
     assert "sharpness" not in probs and sum(probs.values()) == pytest.approx(1.0, abs=1e-3)
     nf = json.loads(next(p for p in found if p.name.startswith("free-mountain")).read_text())
     assert nf["faces"] == [] and nf["tags"] == ["faces/0"]
+
+
+def test_tag_never_replaces_the_photo(local_job, tmp_path):
+    _, out, _ = local_job
+    for bad in ("", " ", "/x", "..", "a/b"):
+        with pytest.raises(InputError, match="never replace its photo"):
+            write_sidecars(out, suffix=bad)

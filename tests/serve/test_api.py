@@ -109,3 +109,19 @@ def test_docs_work_offline(client):
     assert "cdn." not in html and "/static-offline-docs/swagger-ui-bundle.js" in html
     js = client.get("/static-offline-docs/swagger-ui-bundle.js")
     assert js.status_code == 200 and len(js.content) > 100_000
+
+
+def test_video_errors_name_the_upload_not_server_paths(client, samples):
+    data = (samples / "face_noface.mov").read_bytes()
+    r = _post(client, data[: len(data) // 3], "clip.mov", "video/quicktime")
+    assert r.status_code in (200, 422)
+    text = r.text
+    assert "ferkit-upload-" not in text and "upload.video" not in text and "/tmp" not in text
+
+
+def test_avif_and_heif_are_photos():
+    from ferkit.serve.app import sniff
+
+    assert sniff(b"\x00\x00\x00\x1cftypavif" + b"\x00" * 20) == "image"
+    assert sniff(b"\x00\x00\x00\x18ftypheic" + b"\x00" * 20) == "image"
+    assert sniff(b"\x00\x00\x00\x18ftypisom" + b"\x00" * 20) == "video"

@@ -88,9 +88,15 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
+def _tmp_name(path: Path) -> Path:
+    """A temporary name beside ``path`` that is never longer than a short one (long names stay writable)."""
+    digest = hashlib.sha1(os.fsencode(path.name)).hexdigest()[:16]
+    return path.with_name(f".tmp-{digest}-{os.getpid()}")
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file, fsync and rename."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = _tmp_name(path)
     with open(tmp, "wb") as fh:
         fh.write(data)
         fh.flush()
@@ -121,7 +127,10 @@ class Archive:
     def __enter__(self) -> Archive:
         import fcntl
 
-        self._lock_fh = open(self.root / ".lock", "a+")  # noqa: SIM115 - held until __exit__
+        try:
+            self._lock_fh = open(self.root / ".lock", "a+")  # noqa: SIM115 - held until __exit__
+        except OSError as exc:
+            raise OutputError(f"cannot use {self.root} as a batch folder: {exc.strerror or exc}") from None
         try:
             fcntl.flock(self._lock_fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -176,7 +185,7 @@ class Archive:
         assert rec.key is not None
         name = part_name(rec.source, rec.key)
         path = self.parts / name
-        tmp = path.with_name(f".{name}.tmp-{os.getpid()}")
+        tmp = _tmp_name(path)
         table = pa.Table.from_pandas(rows, preserve_index=False)
         pq.write_table(table, tmp, compression="zstd")
         with open(tmp, "rb+") as fh:
@@ -194,7 +203,7 @@ class Archive:
                 with contextlib.suppress(OSError):
                     p.unlink()
                     n += 1
-        for p in self.root.glob(".*.tmp-*"):
+        for p in [*self.root.glob(".tmp-*"), *self.root.glob(".*.tmp-*")]:  # (older runs: .NAME.tmp-PID)
             with contextlib.suppress(OSError):
                 p.unlink()
         return n

@@ -9,6 +9,7 @@ writer of the job folder, so workers need read access to the inputs but none to 
 from __future__ import annotations
 
 import concurrent.futures as cf
+import json
 import os
 import sys
 import time
@@ -175,7 +176,8 @@ def run_batch(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[s
     from ferkit.io import expand_sources
 
     options = dict(options or {})
-    digest = options_digest(options)
+    model_id = _model_identity(str(options.get("model") or "default"))
+    digest = options_digest({**options, "model_sha256": model_id})  # new weights in the same file redo the inputs
     t0 = time.perf_counter()
     summary = BatchSummary()
     with Archive(out) as arch:
@@ -205,7 +207,7 @@ def run_batch(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[s
                 summary.skipped += 1
                 continue
             todo.append(_Todo(name, key, size, mtime_ns, sha))
-        summary.total = len(seen)
+        summary.total = len(dict.fromkeys(seen))
         arch.write_job({"options": options, "options_digest": digest, "engine": engine, "updated": time.time()})
         if todo:
             _analyse(arch, records, todo, options, engine, workers, scheduler, client, progress, on_record)
@@ -226,6 +228,26 @@ def run_batch(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[s
             summary.failures.append((name, rec.reason or rec.status))
     summary.seconds = time.perf_counter() - t0
     return summary
+
+
+def _model_identity(model: str) -> str:
+    """sha256 of the expression model's ONNX file (from its card when recorded there), or the name if unknown."""
+    from ferkit.errors import ModelError
+    from ferkit.inference.model import resolve_model
+
+    try:
+        onnx_path, card_path = resolve_model(model)
+    except ModelError:
+        return model  # the analysis will report the unknown model
+    try:
+        card = json.loads(card_path.read_text())
+        if card.get("sha256") and card.get("size_bytes") == onnx_path.stat().st_size:
+            return str(card["sha256"])
+    except (OSError, ValueError):
+        pass
+    from ferkit.io._files import file_sha256
+
+    return file_sha256(onnx_path)
 
 
 def _replace(arch: Archive, records: dict[str, StatusRecord], rec: StatusRecord) -> None:
@@ -265,6 +287,8 @@ def _analyse(arch: Archive, records: dict[str, StatusRecord], todo: list[_Todo],
                 t = queue.pop()
                 inflight[eng.submit(t.source, options)] = t
             for h in eng.wait_any(inflight):
+                if h not in inflight:
+                    continue  # requeued when the pool broke (another future of this round)
                 t = inflight.pop(h)
                 try:
                     res = eng.result(h)

@@ -46,10 +46,20 @@ def options_digest(options: dict[str, Any]) -> str:
 
 
 def init_worker() -> None:
-    """Process-pool initializer: one OpenCV thread (onnxruntime sessions use one intra-op thread already)."""
+    """Process-pool initializer: one OpenCV thread (onnxruntime sessions use one intra-op thread already), and a
+    watchdog that ends the worker when the batch process that started it is gone (killed, not shut down)."""
     import cv2
 
     cv2.setNumThreads(1)
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent:  # re-parented: the driver died
+                os._exit(1)
+
+    threading.Thread(target=watch, name="ferkit-parent-watch", daemon=True).start()
 
 
 def _analyzer(options: dict[str, Any]) -> Any:

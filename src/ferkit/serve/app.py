@@ -183,6 +183,8 @@ def safe_name(name: str | None) -> str:
 def sniff(data: bytes) -> str | None:
     """``'image'``, ``'video'`` or ``None`` from the first bytes (the client's declared type is not trusted)."""
     head = data[:32]
+    if head[4:8] == b"ftyp" and head[8:12] in (b"avif", b"avis", b"heic", b"heix", b"mif1", b"msf1"):
+        return "image"  # AVIF / HEIF stills share the ISO box layout of MP4
     if head[4:8] in (b"ftyp", b"moov", b"mdat", b"wide", b"free") or head[:4] == b"\x1aE\xdf\xa3" \
             or (head[:4] == b"RIFF" and head[8:12] == b"AVI "):
         return "video"
@@ -234,7 +236,7 @@ def create_app(settings: ServeSettings | None = None) -> Any:
         return PAGE
 
     @app.get("/healthz", summary="Liveness and model info")
-    def healthz() -> dict[str, Any]:
+    async def healthz() -> dict[str, Any]:  # on the event loop: answers while every worker thread is busy
         return {"status": "ok", "version": ferkit.__version__, "classes": list(pool.classes),
                 "limits": {"max_upload_bytes": s.max_upload_bytes, "max_video_s": s.max_video_s,
                            "max_pixels": s.max_pixels}}
@@ -260,7 +262,7 @@ def create_app(settings: ServeSettings | None = None) -> Any:
                 return _analyze_image(data, name, s, pool)
             return _analyze_video(data, name, s, pool, fps)
         except FerkitError as exc:
-            raise _error(422, str(exc).replace("<upload>", name)) from None
+            raise _error(422, _hide_paths(str(exc), name)) from None
 
     return app
 
@@ -311,6 +313,14 @@ def _analyze_video(data: bytes, name: str, s: ServeSettings, pool: _Pool, fps: f
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _hide_paths(text: str, name: str) -> str:
+    """The client's file name instead of the server's temporary path (or ``<upload>``) in a message."""
+    import re
+
+    text = re.sub(r"\S*ferkit-upload-[^/\s]*/upload\.video", name, text)
+    return text.replace("<upload>", name).replace("upload.video", name)
+
+
 def _response(res: Any, name: str, kind: str, width: int, height: int, duration: float | None) -> dict[str, Any]:
     rows = res.to_records()
     for r in rows:
@@ -322,6 +332,6 @@ def _response(res: Any, name: str, kind: str, width: int, height: int, duration:
     status = {"status": st.status if st else "ok", "reason": (st.reason or None) if st else None,
               "frames": st.frames if st else 0, "faces": st.faces if st else len(rows)}
     if status["reason"]:
-        status["reason"] = status["reason"].replace("upload.video", name)
+        status["reason"] = _hide_paths(status["reason"], name)
     return {"filename": name, "kind": kind, "width": width, "height": height, "duration_s": duration,
             "classes": list(res.classes), "status": status, "rows": rows}
