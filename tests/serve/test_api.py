@@ -109,6 +109,10 @@ def test_docs_work_offline(client):
     assert "cdn." not in html and "/static-offline-docs/swagger-ui-bundle.js" in html
     js = client.get("/static-offline-docs/swagger-ui-bundle.js")
     assert js.status_code == 200 and len(js.content) > 100_000
+    # Swagger UI opened with ?token= fetches the schema without it (the page is its referer), and can send the token
+    assert client.get("/openapi.json", headers={"Referer": "http://x/docs?token=wrong"}).status_code == 401
+    spec = client.get("/openapi.json", headers={"Referer": f"http://x/docs?token={TOKEN}"})
+    assert spec.status_code == 200 and spec.json()["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
 
 
 def test_video_errors_name_the_upload_not_server_paths(client, samples):
@@ -125,3 +129,16 @@ def test_avif_and_heif_are_photos():
     assert sniff(b"\x00\x00\x00\x1cftypavif" + b"\x00" * 20) == "image"
     assert sniff(b"\x00\x00\x00\x18ftypheic" + b"\x00" * 20) == "image"
     assert sniff(b"\x00\x00\x00\x18ftypisom" + b"\x00" * 20) == "video"
+
+
+def test_validation_errors_do_not_echo_the_upload(client):
+    secret = b"SECRET-BYTES-" * 50
+    r = client.post("/v1/analyze", headers=AUTH, files={"file": (None, secret)})  # a part without a file name
+    assert r.status_code == 422 and b"SECRET-BYTES" not in r.content and r.json()["detail"][0]["loc"]
+
+
+def test_long_upload_names_keep_their_extension():
+    from ferkit.serve.app import safe_name
+
+    name = safe_name("a" * 240 + ".jpg")
+    assert len(name) == 100 and name.endswith(".jpg")

@@ -147,10 +147,14 @@ class _Guard:
         if scope.get("method") == "GET" and str(scope.get("path", "")).startswith(DOCS_STATIC + "/"):
             return True  # Swagger UI's own JS/CSS: public files, no data
         if scope.get("method") == "GET" and scope.get("path") in ("/", "/docs", "/openapi.json"):
-            from urllib.parse import parse_qs
+            from urllib.parse import parse_qs, urlsplit
 
             q = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token", [""])[0]
-            return hmac.compare_digest(q.encode(), token.encode())
+            if hmac.compare_digest(q.encode(), token.encode()):
+                return True
+            if scope.get("path") == "/openapi.json":  # Swagger UI (opened as /docs?token=T) fetches it without
+                ref = parse_qs(urlsplit(headers.get("referer", "")).query).get("token", [""])[0]
+                return bool(ref) and hmac.compare_digest(ref.encode(), token.encode())
         return False
 
 
@@ -177,7 +181,11 @@ def safe_name(name: str | None) -> str:
     """The client's file name reduced to a harmless label: last path component, printable, at most 100 chars."""
     base = re.split(r"[\\/]", name or "")[-1]
     base = re.sub(r"[^\w.\- ()]+", "_", base).strip(". ") or "upload"
-    return base[:100]
+    if len(base) <= 100:
+        return base
+    stem, dot, ext = base.rpartition(".")
+    ext = ext[:10] if dot and stem else ""
+    return base[: 100 - len(ext) - 1] + "." + ext if ext else base[:100]
 
 
 def sniff(data: bytes) -> str | None:
@@ -230,6 +238,28 @@ def create_app(settings: ServeSettings | None = None) -> Any:
     app.add_middleware(_Guard, settings=s)
     app.state.settings = s
     app.state.pool = pool
+    base_openapi = app.openapi
+
+    def openapi_with_bearer() -> dict[str, Any]:
+        """The schema, with the bearer token declared (Swagger UI's "Authorize" then sends it)."""
+        if app.openapi_schema is None:
+            schema = base_openapi()
+            schema.setdefault("components", {})["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+            schema["security"] = [{"bearer": []}]
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi_with_bearer  # type: ignore[method-assign]
+
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Any, exc: RequestValidationError) -> JSONResponse:
+        """422 with what was wrong and where, never the request's own bytes (FastAPI echoes the input)."""
+        keep = ("type", "loc", "msg")
+        return JSONResponse(status_code=422, content={"detail": [{k: e[k] for k in keep if k in e}
+                                                                 for e in exc.errors()]})
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page() -> str:
