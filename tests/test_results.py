@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -150,3 +151,15 @@ def test_face_rows_compare_without_arrays() -> None:
     b = FaceRow("a.jpg", 0, 0.0, 0, (1.0, 2.0, 3.0, 4.0), 0.9, "happy", "positive", 0.8, {"happy": 0.9},
                 np.ones((468, 2), np.float32))
     assert a == b and len({a, b}) == 1  # (raised "truth value of an array is ambiguous" before)
+
+
+def test_non_utf8_file_names_are_written(tmp_path: Path) -> None:
+    """A name with bytes that are not UTF-8 (a surrogate in Python) is escaped in every output format."""
+    name = os.fsdecode(b"bad\xff\xfe.jpg")
+    t = FaceTable(name, np.zeros(1, np.int64), np.zeros(1), np.zeros(1, np.int32), np.ones((1, 4), np.float32),
+                  np.ones(1, np.float32), np.full((1, 8), 1 / 8, np.float32), None, np.ones(1, np.float32))
+    res = AnalysisResults(EMOTIONS)
+    res.add(t)
+    for ext in ("csv", "jsonl", "parquet"):
+        res.save(tmp_path / f"r.{ext}")
+    assert pd.read_parquet(tmp_path / "r.parquet")["source"].iloc[0] == r"bad\xff\xfe.jpg"

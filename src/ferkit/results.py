@@ -418,7 +418,7 @@ def table_columns(t: FaceTable, classes: Sequence[str], smat: np.ndarray,
     n = len(t)
     sidx, sscore = _sentiments(t.probs, smat)
     cols: dict[str, Any] = {
-        "source": np.full(n, t.source, dtype=object),
+        "source": np.full(n, printable(t.source), dtype=object),
         "frame": t.frame.astype(np.int64),
         "time_s": t.time_s.astype(np.float64),
         "face_id": t.face_id.astype(np.int32),
@@ -434,6 +434,16 @@ def table_columns(t: FaceTable, classes: Sequence[str], smat: np.ndarray,
     if landmarks:
         cols["landmarks"] = _landmark_lists(t.landmarks) if t.landmarks is not None else [None] * n
     return cols
+
+
+def printable(name: str) -> str:
+    """A file name as text every writer can encode: bytes that are not UTF-8 (kept by Python as surrogates)
+    become ``\\xNN`` escapes."""
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def table_records(t: FaceTable, classes: Sequence[str], smat: np.ndarray,
