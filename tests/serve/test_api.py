@@ -142,3 +142,18 @@ def test_long_upload_names_keep_their_extension():
 
     name = safe_name("a" * 240 + ".jpg")
     assert len(name) == 100 and name.endswith(".jpg")
+
+
+def test_chunked_upload_over_the_limit_is_413(client):
+    """Without a Content-Length, the size is counted as the body streams in: still a 413, not a parse error."""
+    boundary = "xyzzy"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"n.png\"\r\n"
+            f"Content-Type: image/png\r\n\r\n").encode() + os.urandom(3_500_000) + f"\r\n--{boundary}--\r\n".encode()
+
+    def chunks():
+        for i in range(0, len(body), 65536):
+            yield body[i:i + 65536]
+
+    r = client.post("/v1/analyze", headers={**AUTH, "Content-Type": f"multipart/form-data; boundary={boundary}"},
+                    content=chunks())
+    assert r.status_code == 413 and "too large" in r.json()["detail"]

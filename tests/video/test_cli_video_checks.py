@@ -67,3 +67,11 @@ def test_results_report_options(samples, tmp_path):
     pages = res.report(tmp_path / "r.html", thumbnails=False, title="My clip", smooth_s=0.5)
     text = pages[0].read_text()
     assert "My clip" in text and "smooth_s" in text
+
+
+def test_empty_results_have_the_same_summary_columns(samples):
+    import ferkit
+
+    empty = ferkit.analyze([]).summary(by="video")
+    full = ferkit.analyze(samples / "single_face.mp4", fps=2).summary(by="video")
+    assert list(empty.columns) == list(full.columns) and len(empty) == 0

@@ -118,18 +118,25 @@ class _Guard:
             return
         seen = 0
         started = False
+        too_large = False
 
         async def counting_receive() -> dict[str, Any]:
-            nonlocal seen
+            nonlocal seen, too_large
             msg = await receive()
             if msg["type"] == "http.request":
                 seen += len(msg.get("body", b""))
                 if seen > limit:
+                    too_large = True
                     raise _TooLarge
             return msg
 
         async def tracking_send(msg: dict[str, Any]) -> None:
             nonlocal started
+            if too_large:  # the body parser turned the abort into its own error (e.g. 400): answer 413 instead
+                if not started and msg["type"] == "http.response.start":
+                    started = True
+                    await _send_json(send, 413, {"detail": _too_large(self.s.max_upload_bytes)})
+                return
             started = started or msg["type"] == "http.response.start"
             await send(msg)
 

@@ -215,6 +215,9 @@ class VideoAnalytics:
             rows = self.tracks()
             n_tracks = rows.groupby("source")["face_id"].nunique().to_dict() if len(rows) else {}
             out.insert(2, "tracks", [int(n_tracks.get(src, 0)) for src in out["source"]])
+        elif by == "video":  # nothing to summarise: the same columns, in the same order, as with rows
+            head = ["source", "status", "tracks", "rows", "flagged"]
+            out = out.reindex(columns=head + [c for c in out.columns if c not in head])
         return out
 
     def summary_table(self) -> Any:
