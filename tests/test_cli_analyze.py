@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -180,3 +181,23 @@ def test_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
     assert "expected a positive integer" in capsys.readouterr().err
     assert main(["analyze", "x.jpg", "--format", "parquet"]) == 2
     assert "Parquet cannot go to standard output" in capsys.readouterr().err
+
+
+def test_names_that_are_not_utf8(samples: Path, tmp_path: Path) -> None:
+    """Annotated copies, summaries and reports of files whose names are not UTF-8 (no crash, no traceback)."""
+    import shutil
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    photo = os.path.join(os.fsencode(folder), b"caf\xe9.jpg")
+    video = os.path.join(os.fsencode(folder), b"v\xff.mp4")
+    shutil.copyfile(samples / "single_face.jpg", photo)
+    shutil.copyfile(samples / "single_face.mp4", video)
+    ann = tmp_path / "ann"
+    assert run(folder, "--annotate", ann, "--fps", "5", "-q", "-o", tmp_path / "r.csv") == 0
+    assert len(list(ann.iterdir())) == 2
+    assert run(os.fsdecode(video), "--fps", "5", "--summary", tmp_path / "s.csv", "--report", tmp_path / "r.html",
+               "-q") == 0
+    s = pd.read_csv(tmp_path / "s.csv")
+    assert s["source"].iloc[0].endswith(r"v\xff.mp4") and s["status"].iloc[0] == "ok"
+    assert "could not be re-read" not in (tmp_path / "r.html").read_text()

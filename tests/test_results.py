@@ -163,3 +163,11 @@ def test_non_utf8_file_names_are_written(tmp_path: Path) -> None:
     for ext in ("csv", "jsonl", "parquet"):
         res.save(tmp_path / f"r.{ext}")
     assert pd.read_parquet(tmp_path / "r.parquet")["source"].iloc[0] == r"bad\xff\xfe.jpg"
+
+
+def test_printable_names_round_trip() -> None:
+    from ferkit.results import printable, unprintable
+
+    raw = os.fsdecode(b"/v/caf\xe9 \xff.mp4")
+    assert printable(raw) == r"/v/caf\xe9 \xff.mp4" and unprintable(printable(raw)) == raw
+    assert printable("plain é.jpg") == unprintable("plain é.jpg") == "plain é.jpg"

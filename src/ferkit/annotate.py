@@ -166,9 +166,9 @@ def annotate_image(image: np.ndarray, table: FaceTable, classes: Sequence[str], 
         p.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"cannot write annotated image {p}: {exc}") from None
-    ok = cv2.imwrite(str(p), out, [cv2.IMWRITE_JPEG_QUALITY, 92])
-    if not ok:
-        raise OutputError(f"cannot write annotated image {p}")
+    from ferkit.io import write_image
+
+    write_image(p, out, [cv2.IMWRITE_JPEG_QUALITY, 92])  # (cv2.imwrite crashes on names that are not UTF-8)
     return p
 
 

@@ -15,10 +15,9 @@ def _load_face(path: str) -> np.ndarray:
     import cv2
 
     from .errors import InputError
+    from .io import load_image
 
-    img = cv2.imread(path, cv2.IMREAD_COLOR)
-    if img is None:
-        raise InputError(f"cannot read image {path}")
+    img = load_image(path)  # (raises InputError with the reason; any file name)
     if max(img.shape[:2]) <= 96:
         grey = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
         return cv2.resize(grey, (48, 48), interpolation=cv2.INTER_AREA).astype(np.uint8)
@@ -51,7 +50,6 @@ def _onnx_model(spec: str) -> Any:
 
 
 def run_explain(args: argparse.Namespace) -> int:
-    import cv2
 
     from .explain import occlusion_map, render
 
@@ -93,10 +91,9 @@ def run_explain(args: argparse.Namespace) -> int:
         title = f"{entry.name} ({cfg['model']})"
     img = render(face, heat, probs, classes, title, info)
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(args.output, img):
-        from .errors import OutputError
+    from .io import write_image
 
-        raise OutputError(f"cannot write {args.output} (use a .png or .jpg name in a writable folder)")
+    write_image(args.output, img)
     top = int(probs.argmax())
     print(f"{args.output}: {classes[top]} {probs[top]:.2f} ({info['method']})")
     return 0

@@ -446,6 +446,16 @@ def printable(name: str) -> str:
         return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
+def unprintable(name: str) -> str:
+    """The file name :func:`printable` made text of (``\\xNN`` escapes of bytes 0x80-0xFF back to the surrogates
+    Python uses for them), to open the file again."""
+    import re
+
+    if "\\x" not in name:
+        return name
+    return re.sub(r"\\x([89a-f][0-9a-f])", lambda m: chr(0xDC00 + int(m.group(1), 16)), name)
+
+
 def table_records(t: FaceTable, classes: Sequence[str], smat: np.ndarray,
                   landmarks: bool = False) -> list[dict[str, Any]]:
     """Rows of one table as plain dicts (Python scalars)."""

@@ -18,6 +18,7 @@ import numpy as np
 from ferkit.batch.archive import Archive, atomic_write_bytes, iter_archive_rows
 from ferkit.errors import InputError
 from ferkit.labels import EMOTIONS
+from ferkit.results import printable, unprintable
 
 __all__ = ["contact_sheet", "search_archive", "write_sidecars"]
 
@@ -57,7 +58,7 @@ def search_archive(root: str | os.PathLike[str], *, emotion: str | None = None, 
     best: Any = None
     seen: set[str] = set()  # emotion columns of the parts (an archive may mix 7- and 8-class models)
     for rec, df in iter_archive_rows(root):
-        if source is not None and not _match_source(pd.Series([rec.source]), source).iloc[0]:
+        if source is not None and not _match_source(pd.Series([printable(rec.source)]), source).iloc[0]:
             continue
         classes = _emotion_columns(df)  # per part: the probability columns, not sharpness or other extras
         seen.update(classes)
@@ -107,6 +108,7 @@ def _rank(df: Any) -> Any:
 def _frame_image(source: str, kind: str, time_s: float) -> np.ndarray:
     from ferkit.io import iter_frames, load_image, media_kind
 
+    source = unprintable(source)  # the file behind a name written with \\xNN escapes
     if kind == "video" or media_kind(source) == "video":
         with iter_frames(source, start=max(0.0, float(time_s) - 1e-3)) as stream:
             for fr in stream:
@@ -179,6 +181,16 @@ def sidecar_path(source: str, out_dir: str | os.PathLike[str] | None, suffix: st
     return Path(out_dir) / rel.with_name(rel.name + suffix)
 
 
+def _is_sidecar(path: Path) -> bool:
+    """True for a JSON file this module wrote (``"generator": "ferkit"``)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+        return head.lstrip().startswith(b"{") and b'"generator": "ferkit"' in head
+    except OSError:
+        return False
+
+
 def write_sidecars(root: str | os.PathLike[str], *, out_dir: str | os.PathLike[str] | None = None,
                    suffix: str = ".ferkit.json", min_prob: float = 0.5) -> tuple[int, list[str]]:
     """One JSON sidecar per analysed photo of the archive (faces, their expressions, and tags such as
@@ -213,6 +225,9 @@ def write_sidecars(root: str | os.PathLike[str], *, out_dir: str | os.PathLike[s
         doc = {"source": rec.source, "generator": "ferkit", "size": rec.size, "mtime_ns": rec.mtime_ns,
                "faces": faces, "tags": sorted(tags)}
         target = sidecar_path(rec.source, out_dir, suffix)
+        if target.exists() and not _is_sidecar(target):
+            problems.append(f"{printable(str(target))}: exists and is not a ferkit sidecar: left alone")
+            continue
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_bytes(target, (json.dumps(doc, indent=1) + "\n").encode())

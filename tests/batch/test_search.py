@@ -66,3 +66,23 @@ def test_tag_never_replaces_the_photo(local_job, tmp_path):
     for bad in ("", " ", "/x", "..", "a/b"):
         with pytest.raises(InputError, match="never replace its photo"):
             write_sidecars(out, suffix=bad)
+
+
+def test_tag_leaves_other_files_alone(samples, tmp_path):
+    """A sidecar name that is already another file (here: another photo of the archive) is not overwritten."""
+    import shutil
+
+    from ferkit.batch import run_batch
+
+    ph = tmp_path / "ph"
+    ph.mkdir()
+    shutil.copyfile(samples / "single_face.jpg", ph / "p.jpg")
+    shutil.copyfile(samples / "multi_face.jpg", ph / "p.jpg.png")
+    run_batch([ph], tmp_path / "res", workers=1)
+    before = (ph / "p.jpg.png").read_bytes()
+    n, problems = write_sidecars(tmp_path / "res", suffix=".png")
+    assert (ph / "p.jpg.png").read_bytes() == before
+    assert any("not a ferkit sidecar" in p for p in problems)
+    n2, problems2 = write_sidecars(tmp_path / "res")  # the usual suffix: written, then rewritten in place
+    n3, problems3 = write_sidecars(tmp_path / "res")
+    assert n2 == n3 == 2 and not problems2 and not problems3

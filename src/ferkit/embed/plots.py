@@ -130,7 +130,9 @@ def subsets_figure(test_images: np.ndarray, path: str | Path, n: int = 10,
     img = np.hstack([np.full((img.shape[0], 110), 255, np.uint8), img])
     for i, t in enumerate(labels):
         cv2.putText(img, t, (4, 96 * i + 52), cv2.FONT_HERSHEY_SIMPLEX, 0.45, 0, 1, cv2.LINE_AA)
-    cv2.imwrite(str(path), img)
+    from ..io import write_image
+
+    write_image(path, img)
     return Path(path)
 
 

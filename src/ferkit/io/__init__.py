@@ -13,6 +13,7 @@ from ferkit.io.images import (
     decode_image,
     load_image,
     to_bgr,
+    write_image,
 )
 from ferkit.io.media import (
     IMAGE_EXTENSIONS,
@@ -56,4 +57,5 @@ __all__ = [
     "sink_format",
     "to_bgr",
     "write_rows",
+    "write_image",
 ]

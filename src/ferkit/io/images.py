@@ -25,10 +25,12 @@ from __future__ import annotations
 import contextlib
 import io
 import math
+import os
 import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Literal, overload
 
 import cv2
@@ -476,3 +478,23 @@ def _composite(color: np.ndarray, alpha: np.ndarray, background: tuple[int, int,
     out = color.astype(np.uint16) * a + bg * (255 - a) + 127
     out //= 255
     return out.astype(np.uint8)
+
+
+def write_image(path: PathLike, image: np.ndarray, params: Sequence[int] = ()) -> None:
+    """Write a BGR image to ``path`` (format from the extension) through Python's own file I/O, so any file name
+    works (``cv2.imwrite`` crashes on names that are not UTF-8). Raises :class:`OutputError`."""
+    from ferkit.errors import OutputError
+
+    p = Path(os.fspath(path))
+    ext = p.suffix.lower() or ".png"
+    try:
+        ok, buf = cv2.imencode(ext, image, list(params))
+    except cv2.error:
+        ok = False
+    if not ok:
+        raise OutputError(f"cannot encode an image as {ext!r} for {p} (use .jpg or .png)")
+    try:
+        p.write_bytes(buf.tobytes())
+    except OSError as exc:
+        raise OutputError(f"cannot write {p}: {exc.strerror or exc}") from None
+

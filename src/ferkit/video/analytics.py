@@ -121,7 +121,9 @@ class VideoAnalytics:
         self.settings = settings if settings is not None else VideoSettings(**options)
         self.settings.check()
         self.statuses = list(statuses or [])
-        names = [s.source for s in self.statuses] if self.statuses else list(sources or [])
+        from ferkit.results import printable  # rows carry printable names (\\xNN for bytes that are not UTF-8)
+
+        names = [printable(s.source) for s in self.statuses] if self.statuses else [printable(s) for s in sources or []]
         for s in (rows["source"].unique().tolist() if len(rows) else []):
             if s not in names:
                 names.append(s)
@@ -209,7 +211,9 @@ class VideoAnalytics:
                          sentiment_map=st.sentiment_map, min_quality=st.min_quality, method=st.verdict,
                          peak_fraction=st.peak_fraction, neutral_weight=st.neutral_weight)
         if by == "video" and len(out):
-            known = {s.source: s.status for s in self.statuses}
+            from ferkit.results import printable
+
+            known = {printable(s.source): s.status for s in self.statuses}
             out["status"] = [known[src] if known.get(src) in ("partial", "failed") else stt
                              for src, stt in zip(out["source"], out["status"])]
             rows = self.tracks()
@@ -252,8 +256,10 @@ class VideoAnalytics:
 
     def status_of(self, source: str) -> str:
         """``ok``, ``no_face``, ``partial`` or ``failed`` (from the analysis when known, else from the rows)."""
+        from ferkit.results import printable
+
         for s in self.statuses:
-            if s.source == source:
+            if printable(s.source) == source:
                 return str(s.status)
         df = self.tracks()
         return "ok" if len(df) and (df["source"] == source).any() else "no_face"

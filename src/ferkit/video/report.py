@@ -184,7 +184,9 @@ def _video_page(va: Any, source: str, thumbnails: bool, title: str | None, back:
     parts.append(f"<img alt='distribution' src='{fig_to_base64(distribution_figure(ts, classes))}'>")
     if thumbnails:
         moments = peak_moments(df, classes, min_quality=va.settings.min_quality)
-        thumbs = read_thumbnails(source, moments)
+        from ferkit.results import unprintable
+
+        thumbs = read_thumbnails(unprintable(source), moments)
         fig = thumbnail_figure(moments, thumbs)
         parts.append("<h2>Moments of peak emotion</h2>")
         if fig is None:
