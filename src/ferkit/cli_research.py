@@ -50,9 +50,11 @@ def _onnx_model(spec: str) -> Any:
 
 
 def run_explain(args: argparse.Namespace) -> int:
-
+    from .errors import InputError, OutputError
     from .explain import occlusion_map, render
 
+    if not 1 <= args.patch <= 48 or args.stride < 1:
+        raise InputError(f"--patch must be in 1..48 and --stride >= 1 (got {args.patch}, {args.stride})")
     face = _load_face(args.image)
     em = _onnx_model(args.model)
     if em is not None:  # shipped or exported ONNX: outputs only, so occlusion
@@ -79,24 +81,72 @@ def run_explain(args: argparse.Namespace) -> int:
             shipped = ", ".join(m["name"] for m in list_shipped())
             raise UnknownModelError(f"{e}; shipped models: {shipped}") from None
         net, cfg = entry.load()
-        if args.method == "occlusion":
-            def predict(faces: np.ndarray) -> np.ndarray:
-                with torch.no_grad():
-                    return torch.softmax(net(torch.from_numpy(faces[:, None].astype(np.float32) / 255)), 1).numpy()
+        boxes = None
+        if getattr(net, "wants_boxes", False):  # regions placed by the face mesh on the intact face
+            from .face.regions import mesh_region_boxes
+            from .training.export import model_region_names
 
+            boxes = torch.from_numpy(mesh_region_boxes(face[None], model_region_names(net)))
+
+        def predict(faces: np.ndarray) -> np.ndarray:
+            x = torch.from_numpy(faces[:, None].astype(np.float32) / 255)
+            with torch.no_grad():
+                z = net(x) if boxes is None else net(x, boxes.expand(len(faces), -1, -1))
+            return torch.softmax(z, 1).numpy()
+
+        info: dict = {}
+        if args.method != "occlusion":
+            try:
+                heat, probs, info = _explain_run(net, face, explain)
+            except ValueError as exc:  # e.g. no spatial feature map for Grad-CAM (autoencoder heads)
+                print(f"ferkit: note: {exc}: explained by occlusion instead", file=sys.stderr)
+        if not info:
             heat, probs, info = occlusion_map(predict, face, patch=args.patch, stride=args.stride)
-        else:
-            heat, probs, info = explain(net, face)
-        classes = list(FERPLUS_CLASSES if len(probs) == 8 else FER2013_CLASSES)
+        classes = _run_classes(entry.run_dir, len(probs)) or list(FERPLUS_CLASSES if len(probs) == 8
+                                                                     else FER2013_CLASSES)
         title = f"{entry.name} ({cfg['model']})"
     img = render(face, heat, probs, classes, title, info)
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot write {args.output}: {exc.strerror or exc}") from None
     from .io import write_image
 
     write_image(args.output, img)
     top = int(probs.argmax())
     print(f"{args.output}: {classes[top]} {probs[top]:.2f} ({info['method']})")
     return 0
+
+
+def _explain_run(net: Any, face: np.ndarray, explain: Any) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """The model's own heat map; for a close-crop run, computed on the crop it sees and placed over that part of
+    the face (nothing outside it)."""
+    import cv2
+
+    from .training.augment import CloseCropped
+
+    if not isinstance(net, CloseCropped):
+        return explain(net, face)
+    s = face.shape[0]
+    side = max(1, round(s * net.crop))
+    off = (s - side) // 2
+    crop = cv2.resize(face[off:off + side, off:off + side], (s, s), interpolation=cv2.INTER_LINEAR)
+    heat, probs, info = explain(net.model, crop)
+    full = np.zeros_like(heat)
+    full[off:off + side, off:off + side] = cv2.resize(heat, (side, side), interpolation=cv2.INTER_LINEAR)
+    info = {**info, "method": f"{info['method']} (close crop {net.crop:g})"}
+    return full, probs, info
+
+
+def _run_classes(run_dir: Path, n: int) -> list[str] | None:
+    """The class names a run was trained on (its metrics.json), when they number ``n``."""
+    import json
+
+    try:
+        classes = json.loads((Path(run_dir) / "metrics.json").read_text()).get("classes")
+    except (OSError, ValueError):
+        return None
+    return list(classes) if isinstance(classes, list) and len(classes) == n else None
 
 
 def run_compare(args: argparse.Namespace) -> int:

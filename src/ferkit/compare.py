@@ -179,10 +179,15 @@ def make_subsets(test_images: np.ndarray, test_labels: np.ndarray, mesh_cache: s
 def evaluate_entry(e: Entry, test_images: np.ndarray, val_images: np.ndarray, val_labels: np.ndarray,
                    subsets: dict[str, Any], cache: Path, speed: bool = True) -> dict[str, Any]:
     """Logits on test / val / occluded subsets, params, MACs and faces/s of one model (cached per model)."""
+    import hashlib
+
     from .training.export import to_onnx
 
     model, cfg = e.load()
-    onnx_path = cache / "onnx" / f"{e.name}.onnx"
+    # Cache files per checkpoint (its full path: two runs may share a folder name) and per subset sizes
+    key = hashlib.sha1(os.fsencode(os.path.abspath(e.checkpoint))).hexdigest()[:10]
+    sizes = "-".join(f"{k}{len(v[0])}" for k, v in sorted(subsets.items()))
+    onnx_path = cache / "onnx" / f"{e.name}-{key}.onnx"
     if not onnx_path.exists() or onnx_path.stat().st_mtime < e.checkpoint.stat().st_mtime:
         to_onnx(model, onnx_path)
     sess = ort_session(onnx_path, 1)
@@ -190,7 +195,7 @@ def evaluate_entry(e: Entry, test_images: np.ndarray, val_images: np.ndarray, va
                            "params": int(sum(p.numel() for p in model.parameters())),
                            "macs": count_macs_full(model)}
     regions = list(model.backbone.region_names) if getattr(model, "wants_boxes", False) else None
-    cpath = cache / "logits" / f"{e.name}.npz"
+    cpath = cache / "logits" / f"{e.name}-{key}-{hashlib.sha1(sizes.encode()).hexdigest()[:8]}.npz"
     if cpath.exists() and cpath.stat().st_mtime > onnx_path.stat().st_mtime:
         z = dict(np.load(cpath))
     else:
@@ -220,8 +225,18 @@ def compare(entries: list[Entry] | None = None, out_dir: str | Path = "docs/rese
             mesh_cache: str | Path | None = MESH_CACHE, n_occ: int = 1000,
             log: Any = None) -> dict[str, Any]:
     """Evaluate ``entries`` (default: the whole catalogue) + their ensemble; write compare.{json,md,csv}."""
+    from .errors import InputError, ModelError
+
     torch.set_num_threads(1)
     entries = catalogue() if entries is None else entries
+    if not entries:
+        raise ModelError(f"no trained models to compare (none in {RUNS}; give run directories with --models)")
+    if n_occ < 1:
+        raise InputError(f"--occlusion-faces must be at least 1, got {n_occ}")
+    for e in entries:
+        classes_of = json.loads((e.run_dir / "config.json").read_text()).get("data", "ferplus")
+        if classes_of != "ferplus":
+            raise InputError(f"{e.name}: compare scores FER+ 8-class runs; this one was trained on {classes_of}")
     out_dir, cache = Path(out_dir), Path(cache)
     out_dir.mkdir(parents=True, exist_ok=True)
     test, val = load_npz("test", "ferplus"), load_npz("val", "ferplus")

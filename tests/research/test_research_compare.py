@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from ferkit.compare import _best, make_subsets, markdown, occlusion_sample
 
@@ -52,3 +53,45 @@ def test_cli_registers_research_commands() -> None:
 def test_best_ignores_missing() -> None:
     assert _best([float("nan"), None], True) == set()
     assert _best([None, 0.5, 0.7], False) == {1}
+
+
+def test_compare_refuses_what_it_cannot_score() -> None:
+    from ferkit.compare import compare
+    from ferkit.errors import InputError, ModelError
+
+    with pytest.raises(ModelError, match="no trained models"):
+        compare([], "/tmp/unused")
+    with pytest.raises(InputError, match="occlusion-faces"):
+        compare([object()], "/tmp/unused", n_occ=0)  # type: ignore[list-item]
+
+
+def test_explain_close_crop_heat_stays_on_the_crop() -> None:
+    import numpy as np
+    import torch
+
+    from ferkit.cli_research import _explain_run
+    from ferkit.explain import explain
+    from ferkit.models import create_model
+    from ferkit.training.augment import CloseCropped
+
+    torch.manual_seed(0)
+    net = CloseCropped(create_model("cnn4", num_classes=8), 0.5).eval()
+    face = np.random.default_rng(0).integers(0, 256, (48, 48), dtype=np.uint8)
+    heat, probs, info = _explain_run(net, face, explain)
+    assert heat.shape == (48, 48) and probs.shape == (8,) and "close crop 0.5" in info["method"]
+    assert heat[:12].max() == 0 and heat[:, 36:].max() == 0  # the model never saw the outer ring
+
+
+def test_projection_of_few_faces() -> None:
+    import numpy as np
+
+    from ferkit.embed.plots import project_2d
+
+    assert project_2d(np.random.default_rng(0).random((20, 128))).shape == (20, 2)
+
+
+def test_explain_bad_patch_is_a_clear_error(capsys) -> None:
+    from ferkit.cli import main
+
+    assert main(["explain", "x.png", "--model", "default", "--patch", "0", "-o", "/tmp/x.png"]) == 2
+    assert "--patch must be in 1..48" in capsys.readouterr().err

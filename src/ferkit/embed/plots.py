@@ -22,15 +22,16 @@ def project_2d(z: np.ndarray, method: str = "tsne", seed: int = 0) -> np.ndarray
     from sklearn.decomposition import PCA
 
     zz = (z - z.mean(0)) / (z.std(0) + 1e-6)
-    if zz.shape[1] > 50:
-        zz = PCA(50, random_state=seed).fit_transform(zz)
+    k = min(50, len(zz) - 1)
+    if zz.shape[1] > k >= 2:
+        zz = PCA(k, random_state=seed).fit_transform(zz)
     if method == "umap":
         import umap  # optional dependency
 
         return umap.UMAP(random_state=seed).fit_transform(zz)
     from sklearn.manifold import TSNE
 
-    return TSNE(2, init="pca", perplexity=30, random_state=seed).fit_transform(zz)
+    return TSNE(2, init="pca", perplexity=min(30.0, max(2.0, (len(zz) - 1) / 3)), random_state=seed).fit_transform(zz)
 
 
 def embedding_figure(embeddings: dict[str, np.ndarray], labels: np.ndarray, classes: list[str], path: str | Path,
@@ -156,6 +157,14 @@ def make_plots(out_dir: str | Path = "docs/research", n_tsne: int = 1500, seed: 
                         "ferplus_vit_cpu", "ferplus_aeconv_semi", "ferplus_aedense_semi"]
     entries = {e.name: e for e in catalogue()}
     nets = {n: entries[n].load()[0] for n in wanted if n in entries}
+    if not nets:
+        from ..errors import ModelError
+
+        raise ModelError(f"none of the models to plot ({', '.join(wanted)}) is trained here (see `ferkit compare`)")
+    if n_tsne < 10:
+        from ..errors import InputError
+
+        raise InputError(f"-n must be at least 10 faces for a projection, got {n_tsne}")
     rng = np.random.default_rng(seed)
     idx = np.sort(rng.choice(np.flatnonzero(te.labels >= 0), min(n_tsne, int((te.labels >= 0).sum())), replace=False))
     x = torch.from_numpy(te.images[idx][:, None].astype(np.float32) / 255)
