@@ -96,6 +96,8 @@ def resolve(spec: str, runs: str | Path = RUNS) -> Entry:
     p = Path(spec)
     if p.is_dir() and (p / "config.json").exists():
         return Entry(p.name, p, p / "best.pt")
+    if p.suffix == ".pt" and p.is_file() and (p.parent / "config.json").exists():  # RUN/best.pt, as `train` writes
+        return Entry(p.parent.name, p.parent, p)
     if p.suffix == ".pt" and p.with_suffix("").is_dir():
         return Entry(p.stem, p.with_suffix(""), p)
     names = ", ".join(e.name for e in catalogue(runs))
@@ -350,11 +352,11 @@ def _write_csv(doc: dict[str, Any], path: Path) -> None:
     with open(path, "w", newline="") as f:
         wr = csv.writer(f)
         subs = list(doc["results"][0]["subsets"])
-        wr.writerow(["model", "accuracy", "mean_class_top1", "var_class_top1", "top2_accuracy", "mean_class_top2",
-                     "var_class_top2", "params", "macs", "faces_per_s", "budget",
+        wr.writerow(["model", "accuracy", "macro_f1", "mean_class_top1", "var_class_top1", "top2_accuracy",
+                     "mean_class_top2", "var_class_top2", "params", "macs", "faces_per_s", "budget",
                      *[f"top1_{c}" for c in classes], *[f"top2_{c}" for c in classes], *subs])
         for r in doc["results"]:
-            wr.writerow([r["name"], r["accuracy"], r["mean_class_top1"], r["var_class_top1"], r["top2_accuracy"],
-                         r["mean_class_top2"], r["var_class_top2"], r["params"], r["macs"], r["faces_per_s"],
+            wr.writerow([r["name"], r["accuracy"], r.get("macro_f1"), r["mean_class_top1"], r["var_class_top1"],
+                         r["top2_accuracy"], r["mean_class_top2"], r["var_class_top2"], r["params"], r["macs"], r["faces_per_s"],
                          r["budget"], *[r["per_class_top1"][c] for c in classes],
                          *[r["per_class_top2"][c] for c in classes], *[r["subsets"][s] for s in subs]])

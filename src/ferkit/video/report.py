@@ -131,6 +131,8 @@ def _settings_html(va: Any) -> str:
         st["track"] = analysis.pop("tracked")  # ids assigned while analysing, not re-tracked here
     st = {k: v for k, v in st.items() if not (k == "tracker_params" and not v)}
     st.update({f"analysis: {k}": v for k, v in analysis.items()})
+    if st.get("interval_s") is None and st.get("interval_frames") is None:
+        st["interval_s"] = "5.0 (default)"  # what the per-interval table uses
     rows = "".join(f"<tr><td class='l'>{_esc(k)}</td><td class='l'><code>{_esc(json.dumps(v))}</code></td></tr>"
                    for k, v in st.items())
     return f"<details><summary>Settings used</summary><table>{rows}</table></details>"
