@@ -357,6 +357,6 @@ def _write_csv(doc: dict[str, Any], path: Path) -> None:
                      *[f"top1_{c}" for c in classes], *[f"top2_{c}" for c in classes], *subs])
         for r in doc["results"]:
             wr.writerow([r["name"], r["accuracy"], r.get("macro_f1"), r["mean_class_top1"], r["var_class_top1"],
-                         r["top2_accuracy"], r["mean_class_top2"], r["var_class_top2"], r["params"], r["macs"], r["faces_per_s"],
-                         r["budget"], *[r["per_class_top1"][c] for c in classes],
+                         r["top2_accuracy"], r["mean_class_top2"], r["var_class_top2"], r["params"], r["macs"],
+                         r["faces_per_s"], r["budget"], *[r["per_class_top1"][c] for c in classes],
                          *[r["per_class_top2"][c] for c in classes], *[r["subsets"][s] for s in subs]])
