@@ -102,3 +102,14 @@ def test_explain_shipped_model_by_occlusion(tmp_path, capsys):
 def test_eval_unknown_model(model, capsys):
     assert main(["eval", "--model", model]) == 2
     assert "shipped models are" in capsys.readouterr().err
+
+
+def test_markdown_header_names_rows_dropped_on_load():
+    from ferkit.evaluation.evaluate import markdown_table
+
+    rep = {"data": "fer2013", "split": "val", "accuracy": 0.5, "macro_f1": 0.5, "ece": 0.1, "n": 10,
+           "n_excluded": 0, "excluded_on_load": {"ambiguous label": 4, "not scored (tied)": 3},
+           "per_class": {}, "mean_class_top1": 0.5, "mean_class_top2": 0.7, "var_class_top1": 0.0,
+           "var_class_top2": 0.0}
+    head = markdown_table(rep).splitlines()[0]
+    assert "dropped on load: ambiguous label 4" in head and "tied" not in head

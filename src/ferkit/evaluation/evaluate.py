@@ -54,12 +54,19 @@ def fit_model_temperature(model: Any, data: str = "ferplus", data_dir: str | Non
     return fit_temperature(predict_logits_onnx(model, ds.images)[:, cols], ds.labels)
 
 
+def _load_exclusions(rep: dict[str, Any]) -> str:
+    """``; dropped on load: ambiguous label 4`` (rows the loader left out before scoring), or ``""``."""
+    dropped = {k: v for k, v in (rep.get("excluded_on_load") or {}).items()
+               if v and not k.startswith("not scored")}  # (those rows are loaded, then excluded from scoring)
+    return "; dropped on load: " + ", ".join(f"{k} {v}" for k, v in dropped.items()) if dropped else ""
+
+
 def markdown_table(rep: dict[str, Any]) -> str:
     """The seeds' table: per-class top-1 / top-2 with mean and variance across classes."""
     lines = [
         f"**{rep.get('data', '')} {rep.get('split', '')}**: accuracy {rep['accuracy']:.4f}, "
         f"macro-F1 {rep['macro_f1']:.4f}, ECE {rep['ece']:.4f}, n = {rep['n']} "
-        f"(excluded {rep['n_excluded']})",
+        f"(excluded {rep['n_excluded']}{_load_exclusions(rep)})",
         "",
         "| class | n | top-1 | top-2 | F1 |",
         "|---|---|---|---|---|",
