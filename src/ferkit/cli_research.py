@@ -97,7 +97,7 @@ def run_explain(args: argparse.Namespace) -> int:
         info: dict = {}
         if args.method != "occlusion":
             try:
-                heat, probs, info = _explain_run(net, face, explain)
+                heat, probs, info = explain(net, face)
             except ValueError as exc:  # e.g. no spatial feature map for Grad-CAM (autoencoder heads)
                 print(f"ferkit: note: {exc}: explained by occlusion instead", file=sys.stderr)
         if not info:
@@ -116,26 +116,6 @@ def run_explain(args: argparse.Namespace) -> int:
     top = int(probs.argmax())
     print(f"{args.output}: {classes[top]} {probs[top]:.2f} ({info['method']})")
     return 0
-
-
-def _explain_run(net: Any, face: np.ndarray, explain: Any) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """The model's own heat map; for a close-crop run, computed on the crop it sees and placed over that part of
-    the face (nothing outside it)."""
-    import cv2
-
-    from .training.augment import CloseCropped
-
-    if not isinstance(net, CloseCropped):
-        return explain(net, face)
-    s = face.shape[0]
-    side = max(1, round(s * net.crop))
-    off = (s - side) // 2
-    crop = cv2.resize(face[off:off + side, off:off + side], (s, s), interpolation=cv2.INTER_LINEAR)
-    heat, probs, info = explain(net.model, crop)
-    full = np.zeros_like(heat)
-    full[off:off + side, off:off + side] = cv2.resize(heat, (side, side), interpolation=cv2.INTER_LINEAR)
-    info = {**info, "method": f"{info['method']} (close crop {net.crop:g})"}
-    return full, probs, info
 
 
 def _run_classes(run_dir: Path, n: int) -> list[str] | None:

@@ -110,13 +110,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if len(kinds) > 1:
         raise InputError("give either videos / folders or result tables, not both")
     opts = settings_from_args(args)
-    from ferkit.video import VideoSettings
-
-    VideoSettings(**opts).check()  # bad settings and output names fail before any analysis
-    if args.summary:
-        from ferkit.io.sinks import sink_format
-
-        sink_format(args.summary)
+    check_outputs(opts, args.summary)  # bad settings and output names fail before any analysis
     failed: list[Any] = []
     analysed = 0
     if kinds == {True}:
@@ -144,6 +138,27 @@ def cmd_report(args: argparse.Namespace) -> int:
     if failed:  # as `ferkit analyze`: 1 some inputs failed or stopped early, 2 none could be analysed
         return 1 if analysed else 2
     return 0
+
+
+def check_outputs(opts: dict[str, Any], summary: str | None, report: str | None = None) -> None:
+    """Before any analysis: the video settings are valid, the summary's format is known from its extension, and
+    the folders of the summary / report exist (or can be made) and are writable."""
+    from ferkit.errors import OutputError
+    from ferkit.io.sinks import sink_format
+    from ferkit.video import VideoSettings
+
+    VideoSettings(**opts).check()
+    if summary:
+        sink_format(summary)  # raises on an unknown extension
+    for target in (summary, report):
+        if target:
+            folder = Path(target).resolve().parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise OutputError(f"cannot create folder {folder} for {target}: {exc.strerror or exc}") from None
+            if not os.access(folder, os.W_OK):
+                raise OutputError(f"cannot write {target}: folder {folder} is not writable")
 
 
 def _analysis_settings(args: argparse.Namespace, tracked: bool) -> dict[str, Any]:
@@ -239,23 +254,10 @@ class AnalyzeHook:
         if not self.wanted:
             return
         from ferkit.errors import OutputError
-        from ferkit.io.sinks import sink_format
-        from ferkit.video import VideoSettings
 
-        VideoSettings(**settings_from_args(self.args)).check()
-        if self.args.summary:
-            sink_format(self.args.summary)  # raises on an unknown extension
         if self.args.report and Path(self.args.report).suffix.lower() not in (".html", ".htm"):
             raise OutputError(f"--report {self.args.report}: give an .html file name")
-        for target in (self.args.summary, self.args.report):
-            if target:
-                folder = Path(target).resolve().parent
-                try:
-                    folder.mkdir(parents=True, exist_ok=True)
-                except OSError as exc:
-                    raise OutputError(f"cannot create folder {folder} for {target}: {exc.strerror or exc}") from None
-                if not os.access(folder, os.W_OK):
-                    raise OutputError(f"cannot write {target}: folder {folder} is not writable")
+        check_outputs(settings_from_args(self.args), self.args.summary, self.args.report)
 
     def tracker(self) -> Any:
         """A :class:`ferkit.video.Tracker` when tracking is asked for (``--summary`` / ``--report`` imply it)."""

@@ -19,6 +19,7 @@ from ferkit.batch.archive import Archive, atomic_write_bytes, iter_archive_rows
 from ferkit.errors import InputError
 from ferkit.labels import EMOTIONS
 from ferkit.results import printable, unprintable
+from ferkit.video.aggregate import class_columns
 
 __all__ = ["contact_sheet", "search_archive", "write_sidecars"]
 
@@ -30,11 +31,6 @@ def _match_source(sources: Any, pattern: str) -> Any:
     if any(c in pattern for c in "*?["):
         return sources.map(lambda s: fnmatch.fnmatchcase(s, pattern) or fnmatch.fnmatchcase(Path(s).name, pattern))
     return sources.str.contains(pattern, regex=False)
-
-
-def _emotion_columns(df: Any) -> list[str]:
-    """The expression probability columns of a result table, in :data:`ferkit.labels.EMOTIONS` order."""
-    return [c for c in EMOTIONS if c in df.columns]
 
 
 def search_archive(root: str | os.PathLike[str], *, emotion: str | None = None, sentiment: str | None = None,
@@ -60,7 +56,7 @@ def search_archive(root: str | os.PathLike[str], *, emotion: str | None = None, 
     for rec, df in iter_archive_rows(root):
         if source is not None and not _match_source(pd.Series([printable(rec.source)]), source).iloc[0]:
             continue
-        classes = _emotion_columns(df)  # per part: the probability columns, not sharpness or other extras
+        classes = class_columns(df)  # per part: the probability columns, not sharpness or other extras
         seen.update(classes)
         if emotion is not None and emotion not in classes:
             continue  # analysed by a model without that class
@@ -213,7 +209,7 @@ def write_sidecars(root: str | os.PathLike[str], *, out_dir: str | os.PathLike[s
         tags: set[str] = {f"faces/{rec.faces}"}
         if rec.part and (arch.parts / rec.part).is_file():
             df = pq.read_table(arch.parts / rec.part).to_pandas().drop(columns=["landmarks"], errors="ignore")
-            classes = _emotion_columns(df)
+            classes = class_columns(df)
             for r in df.to_dict("records"):
                 p = float(r[r["emotion"]])
                 faces.append({"face_id": int(r["face_id"]),

@@ -69,7 +69,6 @@ def test_explain_close_crop_heat_stays_on_the_crop() -> None:
     import numpy as np
     import torch
 
-    from ferkit.cli_research import _explain_run
     from ferkit.explain import explain
     from ferkit.models import create_model
     from ferkit.training.augment import CloseCropped
@@ -77,7 +76,7 @@ def test_explain_close_crop_heat_stays_on_the_crop() -> None:
     torch.manual_seed(0)
     net = CloseCropped(create_model("cnn4", num_classes=8), 0.5).eval()
     face = np.random.default_rng(0).integers(0, 256, (48, 48), dtype=np.uint8)
-    heat, probs, info = _explain_run(net, face, explain)
+    heat, probs, info = explain(net, face)
     assert heat.shape == (48, 48) and probs.shape == (8,) and "close crop 0.5" in info["method"]
     assert heat[:12].max() == 0 and heat[:, 36:].max() == 0  # the model never saw the outer ring
 

@@ -130,7 +130,23 @@ def gradcam(net: nn.Module, x: torch.Tensor, target: int | None = None, layer: n
 
 
 def explain(net: nn.Module, face: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """Heat map ``(48, 48)`` in [0, 1], class probabilities and details for a uint8 face ``(48, 48)``."""
+    """Heat map ``(48, 48)`` in [0, 1], class probabilities and details for a uint8 face ``(48, 48)``.
+
+    A close-crop run (:class:`~ferkit.training.augment.CloseCropped`) is explained on the crop it sees, and its
+    map is placed over that part of the face (nothing outside it)."""
+    from ..training.augment import CloseCropped
+
+    if isinstance(net, CloseCropped):
+        import cv2
+
+        s = face.shape[0]
+        side = max(1, round(s * net.crop))
+        off = (s - side) // 2
+        crop = cv2.resize(face[off:off + side, off:off + side], (s, s), interpolation=cv2.INTER_LINEAR)
+        heat, probs, info = explain(net.model, crop)
+        full = np.zeros_like(heat)
+        full[off:off + side, off:off + side] = cv2.resize(heat, (side, side), interpolation=cv2.INTER_LINEAR)
+        return full, probs, {**info, "method": f"{info['method']} (close crop {net.crop:g})"}
     x = torch.from_numpy(face.astype(np.float32)[None, None] / 255)
     net.eval()
     bb = getattr(net, "backbone", net)

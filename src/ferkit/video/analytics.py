@@ -19,6 +19,7 @@ import numpy as np
 
 from ferkit.errors import InputError
 from ferkit.labels import SENTIMENT_MAPS, SENTIMENTS, sentiment_matrix
+from ferkit.results import printable  # rows carry printable source names (\\xNN for bytes that are not UTF-8)
 
 from .aggregate import DEFAULT_VERDICT, NEUTRAL_WEIGHT, PEAK_FRACTION, VERDICT_METHODS, class_columns, face_quality
 from .aggregate import summarize as _summarize
@@ -121,8 +122,6 @@ class VideoAnalytics:
         self.settings = settings if settings is not None else VideoSettings(**options)
         self.settings.check()
         self.statuses = list(statuses or [])
-        from ferkit.results import printable  # rows carry printable names (\\xNN for bytes that are not UTF-8)
-
         names = [printable(s.source) for s in self.statuses] if self.statuses else [printable(s) for s in sources or []]
         for s in (rows["source"].unique().tolist() if len(rows) else []):
             if s not in names:
@@ -211,8 +210,6 @@ class VideoAnalytics:
                          sentiment_map=st.sentiment_map, min_quality=st.min_quality, method=st.verdict,
                          peak_fraction=st.peak_fraction, neutral_weight=st.neutral_weight)
         if by == "video" and len(out):
-            from ferkit.results import printable
-
             known = {printable(s.source): s.status for s in self.statuses}
             out["status"] = [known[src] if known.get(src) in ("partial", "failed") else stt
                              for src, stt in zip(out["source"], out["status"])]
@@ -256,8 +253,6 @@ class VideoAnalytics:
 
     def status_of(self, source: str) -> str:
         """``ok``, ``no_face``, ``partial`` or ``failed`` (from the analysis when known, else from the rows)."""
-        from ferkit.results import printable
-
         for s in self.statuses:
             if printable(s.source) == source:
                 return str(s.status)
