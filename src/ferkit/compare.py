@@ -65,7 +65,10 @@ class Entry:
         m = json.loads(p.read_text())
         hw = str(m.get("hardware") or m.get("device") or "?").replace("NVIDIA ", "").replace(" 80GB HBM3", "")
         if m.get("device") == "cpu" or hw in ("", "x86_64", "cpu"):
-            hw = "CPU 1 thread"
+            cfg = self.run_dir / "config.json"
+            threads = m.get("cpu_threads") or (
+                json.loads(cfg.read_text()).get("workers_threads") if cfg.exists() else 0)
+            hw = f"CPU {threads} thread{'s' if threads != 1 else ''}" if threads else "CPU"
         wall = m.get("wall_s")
         mins = f"{wall / 60:.1f} min" if wall else "?"
         if "cluster_test_accuracy" in m:

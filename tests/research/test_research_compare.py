@@ -94,3 +94,20 @@ def test_explain_bad_patch_is_a_clear_error(capsys) -> None:
 
     assert main(["explain", "x.png", "--model", "default", "--patch", "0", "-o", "/tmp/x.png"]) == 2
     assert "--patch must be in 1..48" in capsys.readouterr().err
+
+
+def test_budget_names_the_cpu_threads_the_run_used(tmp_path) -> None:
+    import json
+
+    from ferkit.compare import Entry
+
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"workers_threads": 0}))
+    m = {"device": "cpu", "hardware": "x86_64", "wall_s": 120.0, "epochs_run": 3}
+    (run / "metrics.json").write_text(json.dumps({**m, "cpu_threads": 2}))
+    assert Entry("r", run, run / "best.pt").budget() == "3 ep, 2.0 min, CPU 2 threads"
+    (run / "metrics.json").write_text(json.dumps(m))  # older runs: the config's thread count, if it set one
+    assert Entry("r", run, run / "best.pt").budget() == "3 ep, 2.0 min, CPU"
+    (run / "config.json").write_text(json.dumps({"workers_threads": 1}))
+    assert Entry("r", run, run / "best.pt").budget() == "3 ep, 2.0 min, CPU 1 thread"

@@ -608,6 +608,7 @@ class Trainer:
             "wall_s": round(time.time() - wall0, 1),
             "device": str(dev),
             "hardware": torch.cuda.get_device_name(0) if dev.type == "cuda" else platform.processor() or "cpu",
+            "cpu_threads": torch.get_num_threads(),
             "params": sum(p.numel() for p in model.parameters()),
         }
         np.save(self.run_dir / "val_logits.npy", val_logits.astype(np.float32))
