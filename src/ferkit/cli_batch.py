@@ -45,6 +45,8 @@ def _add_batch(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler address, e.g. tcp://10.0.0.5:8786")
     p.add_argument("--hash", action="store_true", help="key inputs by SHA-256 content instead of mtime")
     p.add_argument("--retry-failed", action="store_true", help="redo inputs that failed in an earlier run")
+    p.add_argument("--prune-missing", action="store_true",
+                   help="drop the results of earlier inputs whose files no longer exist")
     p.add_argument("--no-recursive", action="store_true", help="do not descend into sub-folders")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     a = p.add_argument_group("analysis (as in ferkit analyze)")
@@ -80,7 +82,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
         print("ferkit: warning: --scheduler is only used with --engine dask", file=sys.stderr)
     summary = run_batch(args.inputs, args.output, options=batch_options(args), engine=args.engine,
                         workers=args.workers, scheduler=args.scheduler, use_hash=args.hash,
-                        retry_failed=args.retry_failed, recursive=not args.no_recursive, progress=not args.quiet)
+                        retry_failed=args.retry_failed, recursive=not args.no_recursive, progress=not args.quiet,
+                        prune_missing=args.prune_missing)
     if not args.quiet or summary.failed:
         print(summary.describe(), file=sys.stderr)
     if summary.total and summary.failed == summary.total and not summary.partial:

@@ -212,3 +212,34 @@ def test_long_file_names_are_written_atomically(tmp_path):
     target = tmp_path / ("x" * 250)
     atomic_write_bytes(target, b"ok")
     assert target.read_bytes() == b"ok" and [p.name for p in tmp_path.iterdir()] == [target.name]
+
+
+def test_symlinked_folder_is_the_same_inputs_and_deleted_inputs_can_be_pruned(samples, tmp_path, capsys):
+    from ferkit.cli import main
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("single_face.jpg", "multi_face.jpg"):
+        shutil.copyfile(samples / name, folder / name)
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copyfile(samples / "single_face.jpg", other / "kept.jpg")
+    out = tmp_path / "out"
+    run_batch([folder, other], out, workers=1)
+    link = tmp_path / "link"
+    link.symlink_to(folder, target_is_directory=True)
+    s = run_batch([link], out, workers=1)
+    assert (s.analysed, s.skipped) == (0, 2)  # reached through a link: the same files, not new inputs
+    parts = {p.name for p in (out / "parts").iterdir()}
+    assert len(parts) == 3
+    (folder / "multi_face.jpg").unlink()
+    s = run_batch([folder], out, workers=1)  # without pruning, the archive keeps what it had
+    assert s.pruned == 0 and set(read_archive(out)["source"]) == {
+        str(folder / "single_face.jpg"), str(folder / "multi_face.jpg"), str(other / "kept.jpg")}
+    capsys.readouterr()
+    assert main(["batch", str(folder), "-o", str(out), "--workers", "1", "--prune-missing"]) == 0
+    assert "dropped the results of 1 deleted input" in capsys.readouterr().err
+    assert set(read_archive(out)["source"]) == {str(folder / "single_face.jpg"), str(other / "kept.jpg")}
+    assert len(list((out / "parts").iterdir())) == 2  # the deleted input's part is gone too
+    status = pd.read_csv(out / "status.csv")
+    assert str(folder / "multi_face.jpg") not in set(status["source"])

@@ -40,6 +40,7 @@ class BatchSummary:
     failed: int = 0  # failed or partial
     partial: int = 0  # of ``failed``: analysed in part (e.g. a truncated video), rows kept
     rows: int = 0
+    pruned: int = 0  # results of earlier inputs dropped because their files are gone (``prune_missing``)
     seconds: float = 0.0
     failures: list[tuple[str, str]] = field(default_factory=list)
 
@@ -53,7 +54,9 @@ class BatchSummary:
         part = f" ({self.partial} in part)" if self.partial else ""
         lines = [f"{self.total} input{'s' if self.total != 1 else ''}: {self.ok} with faces, {self.no_face} without, "
                  f"{self.failed} failed{part}; {self.analysed} analysed now ({self.rate:.2f} files/s), "
-                 f"{self.skipped} already done; {self.rows} rows"]
+                 f"{self.skipped} already done; {self.rows} rows"
+                 + (f"; dropped the results of {self.pruned} deleted input{'s' if self.pruned != 1 else ''}"
+                    if self.pruned else "")]
         by_reason = Counter(_reason_class(r) for _, r in self.failures)
         for reason, n in by_reason.most_common(max_reasons):
             example = next(s for s, r in self.failures if _reason_class(r) == reason)
@@ -166,12 +169,15 @@ class _Todo:
 def run_batch(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str], *,
               options: dict[str, Any] | None = None, engine: str = "local", workers: int | None = None,
               scheduler: str | None = None, client: Any = None, use_hash: bool = False, retry_failed: bool = False,
-              recursive: bool = True, progress: bool = False,
+              recursive: bool = True, progress: bool = False, prune_missing: bool = False,
               on_record: Callable[[StatusRecord], None] | None = None) -> BatchSummary:
     """Analyse ``inputs`` (files, folders, list files) into the job folder ``out``; resumable and idempotent.
 
     Inputs whose key (size, mtime or SHA-256 with ``use_hash``, analysis options) matches a finished record are
-    skipped; ``failed`` / ``partial`` ones too unless ``retry_failed``. Returns the :class:`BatchSummary`.
+    skipped; ``failed`` / ``partial`` ones too unless ``retry_failed``. Sources are recorded by their real path
+    (symbolic links resolved), so a folder reached through a link is the same folder. ``prune_missing`` drops the
+    records and rows of earlier inputs whose files no longer exist (inputs of other runs that still exist stay).
+    Returns the :class:`BatchSummary`.
     """
     from ferkit.io import expand_sources
 
@@ -186,7 +192,7 @@ def run_batch(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[s
         todo: list[_Todo] = []
         seen: list[str] = []
         for src in expand_sources(list(inputs), recursive=recursive):
-            name = os.path.abspath(os.fspath(src.path))
+            name = os.path.realpath(os.fspath(src.path))
             seen.append(name)
             if src.error is not None:
                 rec = StatusRecord(name, src.kind or "image", "failed", f"{src.path}: {src.error}",
@@ -208,6 +214,13 @@ def run_batch(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[s
                 continue
             todo.append(_Todo(name, key, size, mtime_ns, sha))
         summary.total = len(dict.fromkeys(seen))
+        if prune_missing:
+            listed = set(seen)
+            gone = [s for s in records if s not in listed and not os.path.lexists(s)]
+            for s in gone:
+                del records[s]
+            arch.collect_garbage(records)
+            summary.pruned = len(gone)
         arch.write_job({"options": options, "options_digest": digest, "engine": engine, "updated": time.time()})
         if todo:
             _analyse(arch, records, todo, options, engine, workers, scheduler, client, progress, on_record)
