@@ -135,7 +135,8 @@ def main() -> None:
             continue
         used += mb
         torch.save({"model": sd, "epoch": ck["epoch"], "val_acc": ck["val_acc"]}, ck_dir / f"{name}.pt")
-    subprocess.run(f"cd {ck_dir} && tar cf - *.pt | split -b 15m - {out}/ckpt.tar.part-", shell=True, check=True)
+    if any(ck_dir.glob("*.pt")):  # (--pack-mb 0: an intermediate call of a chain returns logs only)
+        subprocess.run(f"cd {ck_dir} && tar cf - *.pt | split -b 15m - {out}/ckpt.tar.part-", shell=True, check=True)
     for name, p in procs.items():
         m = runs / name / "metrics.json"
         acc = json.loads(m.read_text())["val"]["accuracy"] if m.exists() else None
