@@ -243,3 +243,6 @@ def test_symlinked_folder_is_the_same_inputs_and_deleted_inputs_can_be_pruned(sa
     assert len(list((out / "parts").iterdir())) == 2  # the deleted input's part is gone too
     status = pd.read_csv(out / "status.csv")
     assert str(folder / "multi_face.jpg") not in set(status["source"])
+    shutil.rmtree(other)  # a folder missing as a whole (an unmounted drive looks the same): its results stay
+    s = run_batch([folder], out, workers=1, prune_missing=True)
+    assert s.pruned == 0 and str(other / "kept.jpg") in set(read_archive(out)["source"])

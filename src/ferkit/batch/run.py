@@ -176,7 +176,8 @@ def run_batch(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[s
     Inputs whose key (size, mtime or SHA-256 with ``use_hash``, analysis options) matches a finished record are
     skipped; ``failed`` / ``partial`` ones too unless ``retry_failed``. Sources are recorded by their real path
     (symbolic links resolved), so a folder reached through a link is the same folder. ``prune_missing`` drops the
-    records and rows of earlier inputs whose files no longer exist (inputs of other runs that still exist stay).
+    records and rows of earlier inputs whose files were deleted from folders that still exist (inputs of other
+    runs that still exist stay; so do the results of a folder that is missing as a whole, e.g. an unmounted drive).
     Returns the :class:`BatchSummary`.
     """
     from ferkit.io import expand_sources
@@ -216,7 +217,10 @@ def run_batch(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[s
         summary.total = len(dict.fromkeys(seen))
         if prune_missing:
             listed = set(seen)
-            gone = [s for s in records if s not in listed and not os.path.lexists(s)]
+            # Only files deleted from a folder that is still there: an unmounted drive or a missing folder
+            # (everything under it looks deleted) keeps its results.
+            gone = [s for s in records
+                    if s not in listed and not os.path.lexists(s) and os.path.isdir(os.path.dirname(s))]
             for s in gone:
                 del records[s]
             arch.collect_garbage(records)
