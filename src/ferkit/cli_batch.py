@@ -46,7 +46,7 @@ def _add_batch(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--hash", action="store_true", help="key inputs by SHA-256 content instead of mtime")
     p.add_argument("--retry-failed", action="store_true", help="redo inputs that failed in an earlier run")
     p.add_argument("--prune-missing", action="store_true",
-                   help="drop the results of earlier inputs whose files no longer exist")
+                   help="drop the results of earlier inputs whose files were deleted (from folders that still exist)")
     p.add_argument("--no-recursive", action="store_true", help="do not descend into sub-folders")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     a = p.add_argument_group("analysis (as in ferkit analyze)")
