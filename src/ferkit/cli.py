@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .errors import FerkitError
+from .errors import FerkitError, ModelError
 
 
 def _load_config_file(path: str) -> dict[str, Any]:
@@ -194,14 +194,80 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def _add_models(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("models", help="list shipped models (with metrics) and registered architectures")
-    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("models", help="list shipped models (with metrics) and registered architectures",
+                       description="Without NAME: the shipped models and the registered architectures. With NAME "
+                                   "(a shipped model or a path to an exported .onnx with its card beside it): "
+                                   "that model's card, per-class figures included.")
+    p.add_argument("name", nargs="?", metavar="NAME", help="show this model's card (default, fer2013 or X.onnx)")
+    p.add_argument("--json", action="store_true", help="JSON (with NAME: the whole card)")
     p.set_defaults(func=cmd_models)
+
+
+def _card_text(card: dict[str, Any], onnx: Path) -> str:
+    """A readable model card: what it is, how it was made, and its figures per split and per class."""
+    lines = [f"{card.get('name', onnx.stem)}: {card.get('kind', 'model')}", f"  file: {onnx}"]
+    size = card.get("size_bytes") or (onnx.stat().st_size if onnx.exists() else None)
+    facts = [f"{len(card.get('classes', []))} classes ({', '.join(card.get('classes', []))})"]
+    if card.get("params"):
+        facts.append(f"{card['params'] / 1e6:.2f} M params")
+    if card.get("macs"):
+        facts.append(f"{card['macs'] / 1e6:.0f} M MACs per face")
+    if size:
+        facts.append(f"{size / 1e6:.1f} MB")
+    lines.append("  " + ", ".join(facts))
+    data = card.get("data") or {}
+    if data:
+        lines.append("  data: " + ", ".join(f"{k} {v}" for k, v in data.items() if isinstance(v, (str, int, float))))
+    q = card.get("quantization")
+    if q:
+        lines.append(f"  static int8 ({q.get('calibration')} calibration on {q.get('calibration_faces')} "
+                     "training faces)")
+    tta = card.get("test_time_augmentation")
+    if tta:
+        lines.append(f"  test-time augmentation in the graph: {tta.get('views')} views")
+    if card.get("temperature"):
+        lines.append(f"  temperature {card['temperature']:.3f} (fitted on validation)")
+    for m in card.get("members") or []:
+        kw = ", ".join(f"{k}={v}" for k, v in (m.get("model_kwargs") or {}).items())
+        acc = m.get("val_accuracy")
+        lines.append(f"  member {m.get('run')}: {m.get('model')}{f' ({kw})' if kw else ''}"
+                     + (f", validation {acc:.4f}" if isinstance(acc, float) else ""))
+    metrics = card.get("metrics") or {}
+    for split in ("val", "test"):
+        r = metrics.get(split)
+        if not isinstance(r, dict) or "accuracy" not in r:
+            continue
+        name = "validation" if split == "val" else "test (evaluated once, at export)"
+        head = [f"accuracy {r['accuracy']:.4f}"] + [f"{k} {r[k]:.4f}" for k in ("macro_f1", "ece", "nll")
+                                                   if isinstance(r.get(k), float)]
+        lines.append(f"  {name}: " + ", ".join(head) + (f", n = {r['n']}" if r.get("n") else ""))
+        per = r.get("per_class") or {}
+        if per:
+            lines.append(f"    {'class':<10} {'n':>5} {'top-1':>6} {'top-2':>6}")
+            for c, v in per.items():
+                f = lambda x: f"{x:.3f}" if isinstance(x, float) else "-"  # noqa: E731
+                lines.append(f"    {c:<10} {v.get('n', '-'):>5} {f(v.get('top1')):>6} {f(v.get('top2')):>6}")
+    for key in ("licence", "command", "notes"):
+        if card.get(key):
+            lines.append(f"  {key}: {card[key]}")
+    return "\n".join(lines)
 
 
 def cmd_models(args: argparse.Namespace) -> int:
     from .inference import list_shipped
 
+    if args.name:
+        from .inference.model import resolve_model
+
+        onnx, card_path = resolve_model(args.name)
+        if not card_path.is_file():
+            raise ModelError(f"{onnx} has no model card beside it ({card_path.name})")
+        try:
+            card = json.loads(card_path.read_text())
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"cannot read the model card {card_path}: {exc}") from None
+        print(json.dumps(card, indent=1) if args.json else _card_text(card, onnx))
+        return 0
     shipped = []
     for card in list_shipped():
         m = card.get("metrics", {})

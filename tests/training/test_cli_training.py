@@ -23,6 +23,24 @@ def test_models_lists_shipped_and_registered(capsys):
     assert "members" in table and "default" in table
 
 
+def test_models_name_shows_the_card(tmp_path, capsys):
+    from ferkit.inference.model import WEIGHTS_DIR
+
+    assert main(["models", "default"]) == 0
+    text = capsys.readouterr().out
+    card = json.loads((WEIGHTS_DIR / "default.json").read_text())
+    assert f"accuracy {card['metrics']['test']['accuracy']:.4f}" in text  # the card's figures, not others
+    assert "test (evaluated once, at export)" in text and "contempt" in text and "member " in text
+    assert main(["models", "fer2013", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["name"] == "fer2013"
+    assert main(["models", "nope"]) == 2
+    assert "shipped models are" in capsys.readouterr().err
+    lone = tmp_path / "lone.onnx"  # an ONNX file without its card
+    lone.write_bytes((WEIGHTS_DIR / "default.onnx").read_bytes()[:100])
+    assert main(["models", str(lone)]) == 2
+    assert "no model card" in capsys.readouterr().err
+
+
 def test_eval_json_on_a_slice(tmp_path, data_dir, capsys):
     z = np.load(data_dir / "fer2013_test_private.npz")
     for name in ("fer2013_train.npz", "fer2013_val_public.npz", "fer2013_test_private.npz"):
