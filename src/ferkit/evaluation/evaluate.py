@@ -42,6 +42,9 @@ def evaluate_model(model: Any, data: str = "ferplus", split: str = "test", data_
     rep = classification_report(ds.labels, probs, ds.classes)
     rep.update({"data": data, "split": split, "source": ds.source, "excluded_on_load": ds.excluded,
                 "flip_tta": flip, "temperature": t})
+    unused = [c for c in model.classes if c not in ds.classes]
+    if unused:  # say so: these figures are not those of the model's own task
+        rep["model_classes_left_out"] = unused
     return rep
 
 
@@ -66,7 +69,9 @@ def markdown_table(rep: dict[str, Any]) -> str:
     lines = [
         f"**{rep.get('data', '')} {rep.get('split', '')}**: accuracy {rep['accuracy']:.4f}, "
         f"macro-F1 {rep['macro_f1']:.4f}, ECE {rep['ece']:.4f}, n = {rep['n']} "
-        f"(excluded {rep['n_excluded']}{_load_exclusions(rep)})",
+        f"(excluded {rep['n_excluded']}{_load_exclusions(rep)})"
+        + (f"; the model's {', '.join(rep['model_classes_left_out'])} probabilities left out and the rest "
+           "renormalised (the data has no such class)" if rep.get("model_classes_left_out") else ""),
         "",
         "| class | n | top-1 | top-2 | F1 |",
         "|---|---|---|---|---|",
