@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .errors import FerkitError, ModelError
+from .errors import ConfigError, FerkitError, InputError, ModelError, OutputError
 
 
 def _load_config_file(path: str) -> dict[str, Any]:
@@ -47,7 +47,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="architecture argument, e.g. input_size=96 (repeatable)")
     p.add_argument("--data", help="ferplus | fer2013 | npz folder | fer2013.csv | path,label CSV | image folder")
-    p.add_argument("--data-dir", help="folder of the FER2013 .npz files (default: ../shared/data/fer2013)")
+    p.add_argument("--data-dir", help=DATA_DIR_HELP)
     p.add_argument("--scheme", choices=["mv", "ml", "pld", "cel"], help="FER+ label scheme")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
@@ -109,14 +109,20 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.model_arg:
         mk = dict(d.get("model_kwargs", {}))
         for kv in args.model_arg:
-            k, _, v = kv.partition("=")
+            k, eq, v = kv.partition("=")
+            if not eq or not k:
+                raise ConfigError(f"--model-arg takes KEY=VALUE (e.g. width=48), got {kv!r}")
             mk[k] = _parse_value(v)
         d["model_kwargs"] = mk
     if args.crop is not None:
         aug = dict(d.get("augment", {}))
         aug["crop"] = args.crop
         d["augment"] = aug
+    if d.get("folds") == 1:
+        raise ConfigError("--folds needs at least 2 (k-fold cross-validation); leave it out for one run")
     cfg = TrainConfig.from_dict(d)
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise OutputError(f"-o {args.out} is a file; give a folder for the run")
     metrics = train(cfg, args.out, quiet=args.quiet)
     summary = {k: metrics[k] for k in ("accuracy_mean", "accuracy_std") if k in metrics}
     if "val" in metrics:
@@ -130,7 +136,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="evaluate a model on a dataset split")
     p.add_argument("--model", default="default", help="shipped model name or path to a .onnx file")
     p.add_argument("--data", default="ferplus", help="ferplus | fer2013 | npz folder | CSV | image folder")
-    p.add_argument("--data-dir", help="folder of the FER2013 .npz files")
+    p.add_argument("--data-dir", help=DATA_DIR_HELP)
     p.add_argument("--split", default="test", help="train | val | test")
     p.add_argument("--flip", action="store_true", help="horizontal-flip test-time augmentation")
     p.add_argument("--json", action="store_true", help="JSON on stdout instead of a markdown table")
@@ -142,6 +148,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .evaluation.evaluate import evaluate_model, markdown_table, plot_confusion
     from .inference import ExpressionModel
 
+    if args.confusion:
+        _check_image_path(args.confusion, "--confusion")
     model = ExpressionModel.load(args.model, threads=2)
     rep = evaluate_model(model, args.data, args.split, args.data_dir, flip=args.flip)
     rep["model"] = str(args.model)
@@ -149,6 +157,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
         plot_confusion(rep, args.confusion, f"{args.model} on {args.data} {args.split}: accuracy {rep['accuracy']:.3f}")
     print(json.dumps(rep, indent=1) if args.json else markdown_table(rep))
     return 0
+
+
+DATA_DIR_HELP = ("folder of the FER2013 .npz files (default: $FERKIT_DATA, else shared/data/fer2013 beside or "
+                 "above the working directory or the checkout)")
+
+
+def _check_image_path(path: str, flag: str) -> None:
+    """A plot's output path must end in a format matplotlib writes (checked before any long work)."""
+    ext = Path(path).suffix.lower().lstrip(".")
+    if ext not in ("png", "jpg", "jpeg", "pdf", "svg", "webp", "tif", "tiff"):
+        raise InputError(f"{flag} {path}: the file name must end in .png, .jpg, .pdf or .svg")
 
 
 def _add_export(sub: argparse._SubParsersAction) -> None:
@@ -159,7 +178,7 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--name", required=True, help="model name (file stem)")
     p.add_argument("--out-dir", default="weights", help="where NAME.onnx and NAME.json go")
     p.add_argument("--data", help="dataset for calibration and the card's metrics (default: the runs' own)")
-    p.add_argument("--data-dir")
+    p.add_argument("--data-dir", help=DATA_DIR_HELP)
     p.add_argument("--no-test", action="store_true", help="do not evaluate the test split")
     p.add_argument("--notes", default="")
     p.add_argument("--int8", choices=["minmax", "percentile", "entropy"],
@@ -175,6 +194,10 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
 def cmd_export(args: argparse.Namespace) -> int:
     from .training.export import export_runs
 
+    if args.tta_scales and any(not 0.5 <= s <= 2.0 for s in args.tta_scales):
+        raise InputError(f"--tta-scales must lie between 0.5 and 2 (zoom factors about 1), got {args.tta_scales}")
+    if args.int8 and args.calib_faces < 16:
+        raise InputError(f"--calib-faces must be at least 16 for int8 calibration, got {args.calib_faces}")
     members = []
     for spec in args.runs:
         run, _, ck = spec.partition(":")

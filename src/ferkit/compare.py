@@ -103,6 +103,10 @@ def resolve(spec: str, runs: str | Path = RUNS) -> Entry:
         return Entry(p.parent.name, p.parent, p)
     if p.suffix == ".pt" and p.with_suffix("").is_dir():
         return Entry(p.stem, p.with_suffix(""), p)
+    if p.is_dir():  # a folder, but not a run: say what is missing (a k-fold parent names its folds)
+        from .training.export import resolve_checkpoint
+
+        resolve_checkpoint(p)
     names = ", ".join(e.name for e in catalogue(runs))
     raise UnknownModelError(f"unknown model {spec!r}; known runs: {names or 'none in ' + str(runs)} (or a run "
                             "directory / checkpoint path)")

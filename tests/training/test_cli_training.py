@@ -118,10 +118,15 @@ def test_explain_shipped_model_by_occlusion(tmp_path, capsys):
     assert "shipped models: default, fer2013" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("model", ["nonexistent"])
-def test_eval_unknown_model(model, capsys):
+@pytest.mark.parametrize("model,needle", [("nonexistent", "shipped models are"),
+                                          ("/no/such/model.onnx", "model file not found"),
+                                          ("RUN", "is a training run, not an exported model")])
+def test_eval_unknown_model(model, needle, tmp_path, capsys):
+    if model == "RUN":
+        model = str(tmp_path)
+        (tmp_path / "config.json").write_text("{}")
     assert main(["eval", "--model", model]) == 2
-    assert "shipped models are" in capsys.readouterr().err
+    assert needle in capsys.readouterr().err
 
 
 def test_markdown_header_names_rows_dropped_on_load():
@@ -133,3 +138,26 @@ def test_markdown_header_names_rows_dropped_on_load():
            "var_class_top2": 0.0}
     head = markdown_table(rep).splitlines()[0]
     assert "dropped on load: ambiguous label 4" in head and "tied" not in head
+
+
+def test_bad_flags_are_refused_before_any_work(tmp_path, capsys):
+    afile = tmp_path / "f.txt"
+    afile.write_text("x")
+    cases = [
+        (["eval", "--model", "default", "--confusion", str(tmp_path / "cm.txt")], "--confusion"),
+        (["export", str(tmp_path), "--name", "x", "--tta-scales", "0", "-1"], "--tta-scales"),
+        (["export", str(tmp_path), "--name", "x", "--int8", "minmax", "--calib-faces", "0"], "--calib-faces"),
+        (["export", str(tmp_path / "nope"), "--name", "x"], "no training run"),
+        (["train", "--model", "cnn4", "--model-arg", "input_size", "-o", str(tmp_path / "r")], "KEY=VALUE"),
+        (["train", "--model", "cnn4", "--folds", "1", "-o", str(tmp_path / "r")], "at least 2"),
+        (["train", "--model", "cnn4", "-o", str(afile)], "is a file"),
+    ]
+    for argv, needle in cases:
+        assert main(argv) == 2, argv
+        assert needle in capsys.readouterr().err, argv
+
+
+def test_unknown_model_argument_is_refused(tmp_path, capsys):
+    argv = ["train", "--model", "cnn4", "--model-arg", "input_sise=96", "-o", str(tmp_path / "r"), "--quiet"]
+    assert main(argv) == 2  # refused before any data is read
+    assert "cnn4 takes no argument input_sise" in capsys.readouterr().err

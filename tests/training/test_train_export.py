@@ -133,6 +133,21 @@ def test_export_parity_and_card(small_sets, tmp_path, slice_dir, data_dir):
     card2 = export_runs([(run, None), (run, None)], "ens", tmp_path / "w", "ferplus", str(slice_dir),
                         evaluate_test=False)
     assert card2["onnx_torch_max_abs_diff"] < 1e-4 and card2["kind"].startswith("ensemble")
+    # Failures leave nothing half-made behind, and an earlier export of the same name stays as it was.
+    from ferkit.errors import DatasetError, ModelError
+
+    before = (tmp_path / "w" / "tiny.onnx").read_bytes()
+    with pytest.raises(ModelError, match="disagree"):  # a degenerate zoom: the graph cannot match torch
+        export_runs([(run, None)], "tiny", tmp_path / "w", "ferplus", str(slice_dir), evaluate_test=False,
+                    tta_scales=(0.0,))
+    assert (tmp_path / "w" / "tiny.onnx").read_bytes() == before
+    no_test = tmp_path / "no_test"
+    no_test.mkdir()
+    for name in ("fer2013_train.npz", "fer2013_val_public.npz"):
+        (no_test / name).write_bytes((slice_dir / name).read_bytes())
+    with pytest.raises(DatasetError, match="--no-test"):
+        export_runs([(run, None)], "nt", tmp_path / "w", "ferplus", str(no_test), evaluate_test=True)
+    assert sorted(p.name for p in (tmp_path / "w").iterdir()) == ["ens.json", "ens.onnx", "tiny.json", "tiny.onnx"]
 
 
 def test_int8_export(small_sets, tmp_path, slice_dir, data_dir):
@@ -345,3 +360,43 @@ def test_licence_note_names_the_data_and_weights_actually_used() -> None:
     assert "EfficientNet-Lite0" in licence_note("fer2013", ["efficientnet_lite0"])
     own = licence_note("/data/affectnet", ["resnet18"])
     assert "FER2013" not in own and "/data/affectnet" in own
+
+
+def test_resume_refuses_other_model_and_records_other_settings(small_sets, tmp_path, capsys) -> None:
+    from ferkit.errors import ConfigError
+
+    tr, va = small_sets
+    run = tmp_path / "r"
+    cfg = TrainConfig(model="cnn4", epochs=2, batch_size=128, patience=0)
+    Trainer(cfg, run, train=tr, val=va, quiet=True).run(max_epochs=1)
+    saved = (run / "config.json").read_text()
+    with pytest.raises(ConfigError, match="model 'cnn4' -> 'mini_xception'"):
+        Trainer(TrainConfig(model="mini_xception", epochs=2, batch_size=128, patience=0), run, train=tr, val=va,
+                quiet=True).run()
+    assert (run / "config.json").read_text() == saved  # the run's record is untouched
+    Trainer(TrainConfig(model="cnn4", epochs=2, batch_size=128, patience=0, lr=5e-4), run, train=tr, val=va).run()
+    assert "changed settings: lr 0.001 -> 0.0005" in capsys.readouterr().err
+    notes = [json.loads(x).get("note", "") for x in (run / "log.jsonl").read_text().splitlines()]
+    assert any("lr 0.001 -> 0.0005" in n for n in notes)
+
+
+def test_export_errors_name_what_is_missing(tmp_path) -> None:
+    from ferkit.errors import ModelError
+    from ferkit.training.export import export_runs, resolve_checkpoint
+
+    with pytest.raises(ModelError, match="no training run"):
+        export_runs([(tmp_path / "nope", None)], "x", tmp_path)
+    (tmp_path / "cv" / "fold0").mkdir(parents=True)
+    with pytest.raises(ModelError, match="fold0"):
+        resolve_checkpoint(tmp_path / "cv")
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / "config.json").write_text("{}")
+    with pytest.raises(ModelError, match="no best.pt"):
+        resolve_checkpoint(run)
+    (run / "last.pt").write_bytes(b"x")
+    with pytest.raises(ModelError, match="it has last.pt"):
+        resolve_checkpoint(run)
+    assert resolve_checkpoint(run, "last.pt") == run / "last.pt"  # RUN:last.pt is looked up in the run
+    with pytest.raises(ModelError, match="not found"):
+        resolve_checkpoint(run, "other.pt")

@@ -42,6 +42,11 @@ def resolve_model(name_or_path: str | Path) -> tuple[Path, Path]:
     cand = WEIGHTS_DIR / f"{name_or_path}.onnx"
     if cand.exists():
         return cand, cand.with_suffix(".json")
+    if p.suffix in (".onnx", ".json"):
+        raise ModelError(f"model file not found: {p}")
+    if (p / "config.json").is_file():
+        raise ModelError(f"{p} is a training run, not an exported model: export it first "
+                         f"(ferkit export {p} --name NAME --out-dir DIR), then use DIR/NAME.onnx")
     shipped = sorted(f.stem for f in WEIGHTS_DIR.glob("*.onnx"))
     raise ModelError(
         f"unknown model {str(name_or_path)!r}: shipped models are {shipped}, or give a path to a .onnx file"

@@ -32,3 +32,13 @@ def create_model(name: str, **kwargs: Any) -> Any:
     except KeyError:
         raise UnknownModelError(f"unknown model {name!r}; registered: {', '.join(list_models())}") from None
     return factory(**kwargs)
+
+
+def model_arguments(name: str) -> set[str]:
+    """The keyword arguments the architecture ``name`` takes (its factory's named parameters)."""
+    import inspect
+
+    if name not in _MODELS:
+        raise UnknownModelError(f"unknown model {name!r}; registered: {', '.join(list_models())}")
+    params = inspect.signature(_MODELS[name]).parameters.values()
+    return {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as _dt
 import io
 import json
+import os
 import platform
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import DatasetError
+from ..errors import DatasetError, ModelError
 from ..evaluation.metrics import class_accuracy_weights
 from ..face.regions import mesh_region_boxes, region_array
 from ..models import create_model
@@ -23,14 +24,41 @@ if TYPE_CHECKING:
     from .data import FaceSet
 
 
+#: Largest torch / ONNX output difference an export accepts (valid exports: about 1e-6).
+MAX_PARITY_DIFF = 1e-2
+
+
+def resolve_checkpoint(run: str | Path, checkpoint: str | Path | None = None) -> Path:
+    """The checkpoint file of a training run: ``best.pt`` by default; a relative ``checkpoint`` is looked up in the
+    run directory first (``RUN:last.pt``), then as given. Raises :class:`ModelError` naming what is missing."""
+    run = Path(run)
+    if not run.is_dir():
+        raise ModelError(f"no training run at {run} (expected a folder written by ferkit train)")
+    if not (run / "config.json").is_file():
+        hint = (f"; it holds a k-fold run: give one fold, e.g. {run / 'fold0'}" if (run / "fold0").is_dir()
+                else "")
+        raise ModelError(f"{run} is not a training run (no config.json){hint}")
+    if checkpoint:
+        c = Path(checkpoint)
+        for cand in ([run / c, c] if not c.is_absolute() else [c]):
+            if cand.is_file():
+                return cand
+        raise ModelError(f"checkpoint {checkpoint} not found (in {run} or as a path)")
+    if not (run / "best.pt").is_file():
+        have = ", ".join(sorted(p.name for p in run.glob("*.pt")))
+        raise ModelError(f"no best.pt in {run}" + (f" (it has {have}: give RUN:CHECKPOINT)" if have else
+                                                   " (did its training finish an epoch?)"))
+    return run / "best.pt"
+
+
 def load_run_model(run: str | Path, checkpoint: str | Path | None = None) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the model of a run directory (``config.json``) from ``best.pt`` (or the given checkpoint); a run
     trained on close crops (``augment.crop`` < 1) comes with its crop built in (:class:`CloseCropped`)."""
     run = Path(run)
+    ck_path = resolve_checkpoint(run, checkpoint)
     cfg = json.loads((run / "config.json").read_text())
-    ck_path = Path(checkpoint) if checkpoint else run / "best.pt"
     ck = torch.load(ck_path, map_location="cpu", weights_only=False)
-    sd = ck["model"]
+    sd = ck.get("ema") or ck["model"]  # last.pt: the averaged weights, which are the ones validated
     n_classes = next(v.shape[0] for k, v in reversed(list(sd.items())) if k.endswith("weight") and v.ndim in (2, 4))
     kw = dict(cfg.get("model_kwargs", {}), num_classes=n_classes, in_chans=cfg.get("channels", 1), pretrained=False)
     model = create_model(cfg["model"], **kw)
@@ -336,7 +364,7 @@ def build_network(
     tta_info = None
     if tta_scales:
         if getattr(net, "wants_boxes", False):
-            raise ValueError("test-time augmentation of models with a region-boxes input is not supported")
+            raise ModelError("test-time augmentation of models with a region-boxes input is not supported")
         net = TTA(net, tuple(tta_scales), tta_flip)
         tta_info = {"scales": list(net.scales), "flip": tta_flip, "views": len(net.scales) * (2 if tta_flip else 1),
                     "how": "mean model output over zoomed views about the crop centre (and mirrors), inside the graph"}
@@ -360,7 +388,7 @@ def write_onnx(
     from .quantize import agreement, quantize_int8
 
     if getattr(net, "wants_boxes", False):
-        raise ValueError("int8 export of models with a region-boxes input is not supported")
+        raise ModelError("int8 export of models with a region-boxes input is not supported")
     if calib_images is None:
         raise ValueError("int8 export needs calibration images")
     float_path = onnx_path.parent / f".{onnx_path.stem}.float.onnx"
@@ -396,11 +424,11 @@ def export_runs(
     ``calib_faces`` training faces; :mod:`ferkit.training.quantize`). ``tta_scales``: bake test-time
     augmentation (zoomed views, and their mirrors with ``tta_flip``) into the exported graph (:class:`TTA`).
     """
-    from ..evaluation.evaluate import evaluate_model, fit_model_temperature
-    from ..inference import ExpressionModel
     from .data import load_dataset
 
     out_dir = Path(out_dir)
+    for run, ck in members:  # every run and checkpoint exists, before any data is loaded
+        resolve_checkpoint(run, ck)
     if data is None:  # the members' own dataset
         used = {json.loads((Path(run) / "config.json").read_text()).get("data", "ferplus") for run, _ in members}
         if len(used) != 1:
@@ -408,6 +436,11 @@ def export_runs(
                                "choose the one to calibrate and report on with --data")
         data = used.pop()
     val = load_dataset(data, "val", data_dir=data_dir)
+    if evaluate_test:  # a dataset without a test split fails now, not after the export
+        try:
+            load_dataset(data, "test", data_dir=data_dir)
+        except DatasetError as exc:
+            raise DatasetError(f"{exc}; export with --no-test (evaluate_test=False) to skip the test split") from None
     models, member_info = [], []
     for run, ck in members:
         model, info = member_report(run, ck, val)
@@ -415,21 +448,47 @@ def export_runs(
         member_info.append(info)
     classes = list(val.classes)
     net, kind, tta_info = build_network(models, member_info, classes, tta_scales, tta_flip)
-    onnx_path = out_dir / f"{name}.onnx"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    final_onnx, card_path = out_dir / f"{name}.onnx", out_dir / f"{name}.json"
+    # Written under a temporary name and renamed at the end: a failed export leaves no half-made model behind
+    # (and does not replace an earlier export of the same name).
+    onnx_path = out_dir / f".{name}.partial.onnx"
     calib, calib_batch = None, 64
     if int8:
         train = load_dataset(data, "train", data_dir=data_dir)
         pick = np.random.default_rng(0).choice(len(train.images), min(calib_faces, len(train.images)), replace=False)
         calib = train.images[np.sort(pick)]
         calib_batch = max(4, 64 // ((tta_info["views"] if tta_info else 1) * len(models)))
+    try:
+        card = _write_and_describe(net, onnx_path, name, classes, val, data, data_dir, int8, calib, calib_batch,
+                                   kind, member_info, tta_info, command, notes, evaluate_test)
+        os.replace(onnx_path, final_onnx)
+        os.replace(onnx_path.with_suffix(".json"), card_path)
+    finally:
+        onnx_path.unlink(missing_ok=True)
+        onnx_path.with_suffix(".json").unlink(missing_ok=True)
+    return card
+
+
+def _write_and_describe(net: nn.Module, onnx_path: Path, name: str, classes: list[str], val: FaceSet, data: str,
+                        data_dir: str | None, int8: str | None, calib: np.ndarray | None, calib_batch: int,
+                        kind: str, member_info: list[dict[str, Any]], tta_info: dict[str, Any] | None,
+                        command: str, notes: str, evaluate_test: bool) -> dict[str, Any]:
+    """Write the ONNX file and its card beside it (``onnx_path`` with ``.json``), evaluated; returns the card."""
+    from ..evaluation.evaluate import evaluate_model, fit_model_temperature
+    from ..inference import ExpressionModel
+
     diff, quant = write_onnx(net, onnx_path, val.images, int8, calib, calib_batch)
+    if not diff <= MAX_PARITY_DIFF:
+        raise ModelError(f"the ONNX graph and the torch model disagree (max |difference| {diff:.3g} on validation "
+                         f"faces, allowed {MAX_PARITY_DIFF:g}): not exported")
     card = base_card(name, classes)
     if getattr(net, "wants_boxes", False):
         rn = model_region_names(net)
         card["regions"] = {"input": "boxes", "names": rn, "placement": "mesh",
                            "format": "(batch, R, 4) cx, cy, w, h as fractions of the face crop side",
                            "template": region_array(rn).tolist()}
-    card_path = out_dir / f"{name}.json"
+    card_path = onnx_path.with_suffix(".json")
     card["temperature"] = 1.0
     card_path.write_text(json.dumps(card))
     em = ExpressionModel.load(onnx_path)

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from ..errors import ConfigError, DatasetError
 from ..evaluation.metrics import classification_report, fit_temperature, softmax
-from ..models import create_model
+from ..models import create_model, model_arguments
 from ..models.regions import mesh_region_boxes
 from .augment import AugmentConfig, CloseCropped, augment, close_crop, crop_boxes
 from .data import FaceSet, load_dataset
@@ -94,6 +94,12 @@ class TrainConfig:
             aug = d["augment"]
             d["augment"] = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in aug.items()})
         return cls(**d)
+
+
+#: Settings a run cannot change when it resumes from ``last.pt`` (the checkpoint or the data would not fit).
+RESUME_FIXED = frozenset({"model", "model_kwargs", "data", "labels", "channels", "scheme", "ml_threshold",
+                          "drop_single_votes", "drop_unscored_train", "folds", "fold", "max_train", "soft_targets",
+                          "kd_views", "head_epochs"})
 
 
 def pick_device(name: str) -> torch.device:
@@ -232,6 +238,10 @@ class Trainer:
         if cfg.workers_threads:
             torch.set_num_threads(cfg.workers_threads)
         set_seed(cfg.seed)
+        unknown = set(cfg.model_kwargs) - model_arguments(cfg.model)
+        if unknown:  # (the factories ignore unknown keywords: a typo would train the default model)
+            raise ConfigError(f"{cfg.model} takes no argument {', '.join(sorted(unknown))}; it takes "
+                              f"{', '.join(sorted(model_arguments(cfg.model) - {'num_classes', 'in_chans'}))}")
         self.train_set = train if train is not None else load_dataset(cfg.data, "train", cfg.labels, cfg.data_dir)
         self.val_set = val if val is not None else load_dataset(cfg.data, "val", cfg.labels, cfg.data_dir)
         if val is None and self.val_set.source == self.train_set.source:
@@ -414,6 +424,28 @@ class Trainer:
         torch.save(extra, tmp)
         os.replace(tmp, path)
 
+    def _check_resume_config(self) -> str:
+        """Before resuming: refuse settings that do not fit the saved checkpoint (model, data, labels ...);
+        describe other changes (learning rate, epochs ...), which the log then records. Returns ``""`` if none."""
+        saved_path, last = self.run_dir / "config.json", self.run_dir / "last.pt"
+        if not (saved_path.is_file() and last.is_file()):
+            return ""
+        try:
+            saved = json.loads(saved_path.read_text())
+        except (OSError, ValueError):
+            return ""
+        now = json.loads(json.dumps(asdict(self.cfg)))
+        diff = {k: (saved.get(k), v) for k, v in now.items() if k in saved and saved.get(k) != v}
+        hard = {k: d for k, d in diff.items() if k in RESUME_FIXED}
+        if hard:
+            what = "; ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in hard.items())
+            raise ConfigError(f"{self.run_dir} holds a run with other settings ({what}): resume it with its own "
+                              "settings (ferkit train --config RUN/config.json -o RUN) or train into a new folder")
+        text = ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in diff.items())
+        if text and not self.quiet:
+            print(f"ferkit: resuming {self.run_dir} with changed settings: {text}", file=sys.stderr)
+        return text
+
     def run(self, max_epochs: int | None = None) -> dict[str, Any]:
         """Train (resuming from ``last.pt`` when the run directory has one) and write the final reports.
 
@@ -421,7 +453,10 @@ class Trainer:
         a later ``run()`` resumes exactly where this one stopped, with the same result as an uninterrupted run).
         """
         cfg = self.cfg
+        changed = self._check_resume_config()
         (self.run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+        if changed:
+            self.log({"note": f"resumed with changed settings: {changed}"})
         model, dev = self.model, self.device
         head_only = cfg.head_epochs > 0
         params = head_parameters(model) if head_only else list(model.parameters())
