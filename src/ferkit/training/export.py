@@ -7,6 +7,7 @@ import io
 import json
 import os
 import platform
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -182,7 +183,11 @@ def to_onnx(model: nn.Module, path: str | Path, size: int = 48, channels: int = 
         args = (*args, torch.rand(2, r, 4) * 0.3 + 0.35)
         names.append("boxes")
         axes["boxes"] = {0: "batch"}
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        # The shape checks in FERNet.forward are constants in the traced graph (the input size is fixed): the
+        # tracer's warnings about them, and about the legacy exporter, say nothing a user can act on.
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module="torch.onnx")
         # No constant folding: batch norms stay separate so weights keep their exact (fp16-rounded) values;
         # onnxruntime fuses them at load time.
         torch.onnx.export(

@@ -492,7 +492,7 @@ class Trainer:
             if ck.get("rng_cuda") is not None and torch.cuda.is_available():
                 torch.cuda.set_rng_state(ck["rng_cuda"].cpu())
             if not self.quiet:
-                print(f"resuming {self.run_dir} at epoch {start_epoch}", file=sys.stderr)
+                print(f"resuming {self.run_dir} after epoch {start_epoch}", file=sys.stderr)
         rng = np.random.default_rng(cfg.seed + 1000 * start_epoch)  # (epoch order, mixup) restored below
         if start_epoch and ck.get("rng_np") is not None:
             rng.bit_generator.state = ck["rng_np"]
