@@ -130,9 +130,9 @@ def _run_classes(run_dir: Path, n: int) -> list[str] | None:
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    from .compare import COMPARE_CACHE, MESH_CACHE, catalogue, compare, resolve
+    from .compare import COMPARE_CACHE, MESH_CACHE, catalogue, compare, distinct_names, resolve
 
-    entries = [resolve(m) for m in args.models] if args.models else catalogue()
+    entries = distinct_names([resolve(m) for m in args.models]) if args.models else catalogue()
     doc = compare(entries, args.out, args.cache or COMPARE_CACHE, speed=not args.no_speed,
                   mesh_cache=None if args.no_pose else (args.mesh_cache or MESH_CACHE), n_occ=args.occlusion_faces,
                   log=lambda s: print(s, file=sys.stderr, flush=True))

@@ -91,6 +91,19 @@ def catalogue(runs: str | Path = RUNS) -> list[Entry]:
     return out
 
 
+def distinct_names(entries: list[Entry]) -> list[Entry]:
+    """Entries whose names collide (``a/mx`` and ``b/mx``) are named by as many parent folders as it takes."""
+    out = list(entries)
+    for depth in range(2, 6):
+        names = [e.name for e in out]
+        dup = {n for n in names if names.count(n) > 1}
+        if not dup:
+            break
+        out = [Entry("/".join(e.run_dir.parts[-depth:]), e.run_dir, e.checkpoint) if e.name in dup else e
+               for e in out]
+    return out
+
+
 def resolve(spec: str, runs: str | Path = RUNS) -> Entry:
     """A catalogue name, a run directory (``best.pt`` inside) or a checkpoint ``X.pt`` beside run dir ``X/``."""
     for e in catalogue(runs):

@@ -111,3 +111,13 @@ def test_budget_names_the_cpu_threads_the_run_used(tmp_path) -> None:
     assert Entry("r", run, run / "best.pt").budget() == "3 ep, 2.0 min, CPU"
     (run / "config.json").write_text(json.dumps({"workers_threads": 1}))
     assert Entry("r", run, run / "best.pt").budget() == "3 ep, 2.0 min, CPU 1 thread"
+
+
+def test_runs_with_the_same_folder_name_get_distinct_labels(tmp_path) -> None:
+    from pathlib import Path
+
+    from ferkit.compare import Entry, distinct_names
+
+    es = [Entry("mx", Path("/r/a/mx"), Path("/r/a/mx/best.pt")), Entry("mx", Path("/r/b/mx"), Path("/r/b/mx/best.pt")),
+          Entry("other", Path("/r/a/other"), Path("/r/a/other/best.pt"))]
+    assert [e.name for e in distinct_names(es)] == ["a/mx", "b/mx", "other"]
