@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,15 @@ def _onnx_model(spec: str) -> Any:
         return None
 
 
+def _run_temperature(run_dir: Path) -> float:
+    """The temperature ``ferkit train`` fitted on validation (metrics.json), or 1 if the run has none."""
+    try:
+        t = float(json.loads((run_dir / "metrics.json").read_text()).get("temperature") or 1.0)
+    except (OSError, ValueError, TypeError):
+        return 1.0
+    return t if t > 0 else 1.0
+
+
 def run_explain(args: argparse.Namespace) -> int:
     from .errors import InputError, OutputError
     from .explain import occlusion_map, render
@@ -81,6 +91,7 @@ def run_explain(args: argparse.Namespace) -> int:
             shipped = ", ".join(m["name"] for m in list_shipped())
             raise UnknownModelError(f"{e}; shipped models: {shipped}") from None
         net, cfg = entry.load()
+        temp = _run_temperature(entry.run_dir)  # calibrated probabilities, as the exported model would give
         boxes = None
         if getattr(net, "wants_boxes", False):  # regions placed by the face mesh on the intact face
             from .face.regions import mesh_region_boxes
@@ -92,12 +103,12 @@ def run_explain(args: argparse.Namespace) -> int:
             x = torch.from_numpy(faces[:, None].astype(np.float32) / 255)
             with torch.no_grad():
                 z = net(x) if boxes is None else net(x, boxes.expand(len(faces), -1, -1))
-            return torch.softmax(z, 1).numpy()
+            return torch.softmax(z / temp, 1).numpy()
 
         info: dict = {}
         if args.method != "occlusion":
             try:
-                heat, probs, info = explain(net, face)
+                heat, probs, info = explain(net, face, temp)
             except ValueError as exc:  # e.g. no spatial feature map for Grad-CAM (autoencoder heads)
                 print(f"ferkit: note: {exc}: explained by occlusion instead", file=sys.stderr)
         if not info:

@@ -121,3 +121,23 @@ def test_runs_with_the_same_folder_name_get_distinct_labels(tmp_path) -> None:
     es = [Entry("mx", Path("/r/a/mx"), Path("/r/a/mx/best.pt")), Entry("mx", Path("/r/b/mx"), Path("/r/b/mx/best.pt")),
           Entry("other", Path("/r/a/other"), Path("/r/a/other/best.pt"))]
     assert [e.name for e in distinct_names(es)] == ["a/mx", "b/mx", "other"]
+
+
+def test_explain_probabilities_use_the_runs_temperature(tmp_path) -> None:
+    import json
+
+    import torch
+
+    from ferkit.cli_research import _run_temperature
+    from ferkit.explain import explain
+    from ferkit.models import create_model
+
+    torch.manual_seed(0)
+    net = create_model("cnn4", num_classes=8)
+    face = (np.random.default_rng(0).random((48, 48)) * 255).astype(np.uint8)
+    _, p1, _ = explain(net, face)
+    _, p2, _ = explain(net, face, temperature=4.0)
+    assert np.allclose(p1.sum(), 1, atol=1e-5) and p2.max() < p1.max()  # a higher temperature flattens
+    (tmp_path / "metrics.json").write_text(json.dumps({"temperature": 0.6}))
+    assert _run_temperature(tmp_path) == 0.6
+    assert _run_temperature(tmp_path / "none") == 1.0

@@ -129,8 +129,10 @@ def gradcam(net: nn.Module, x: torch.Tensor, target: int | None = None, layer: n
                                          "layer_shape": list(a.shape[1:]), "class": cls}
 
 
-def explain(net: nn.Module, face: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """Heat map ``(48, 48)`` in [0, 1], class probabilities and details for a uint8 face ``(48, 48)``.
+def explain(net: nn.Module, face: np.ndarray,
+            temperature: float = 1.0) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Heat map ``(48, 48)`` in [0, 1], class probabilities (``softmax(logits / temperature)``: give the run's
+    fitted temperature for calibrated ones) and details for a uint8 face ``(48, 48)``.
 
     A close-crop run (:class:`~ferkit.training.augment.CloseCropped`) is explained on the crop it sees, and its
     map is placed over that part of the face (nothing outside it)."""
@@ -143,7 +145,7 @@ def explain(net: nn.Module, face: np.ndarray) -> tuple[np.ndarray, np.ndarray, d
         side = max(1, round(s * net.crop))
         off = (s - side) // 2
         crop = cv2.resize(face[off:off + side, off:off + side], (s, s), interpolation=cv2.INTER_LINEAR)
-        heat, probs, info = explain(net.model, crop)
+        heat, probs, info = explain(net.model, crop, temperature)
         full = np.zeros_like(heat)
         full[off:off + side, off:off + side] = cv2.resize(heat, (side, side), interpolation=cv2.INTER_LINEAR)
         return full, probs, {**info, "method": f"{info['method']} (close crop {net.crop:g})"}
@@ -156,4 +158,4 @@ def explain(net: nn.Module, face: np.ndarray) -> tuple[np.ndarray, np.ndarray, d
         heat, logits, info = ran_heatmap(net, x)
     else:
         heat, logits, info = gradcam(net, x)
-    return heat, torch.softmax(logits[0], 0).numpy(), info
+    return heat, torch.softmax(logits[0] / temperature, 0).numpy(), info
