@@ -138,4 +138,11 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
             lo, a, fa = a, b, fb
             b = lo + g * (hi - lo)
             fb = f(b)
-    return float(np.exp((lo + hi) / 2))
+    t = float(np.exp((lo + hi) / 2))
+    if not 0.051 < t < 19.8:
+        import warnings
+
+        warnings.warn(f"temperature fit stopped at the edge of its range ({t:.3g}; searched 0.05-20): the validation "
+                      "outputs are degenerate (e.g. an untrained or collapsed model), so the calibration is not "
+                      "meaningful", RuntimeWarning, stacklevel=2)
+    return t
