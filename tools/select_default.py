@@ -26,12 +26,22 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_models import _throughput, _worker  # noqa: E402
+sys.path.insert(0, str(ROOT / "tools"))
 
-#: view set of int8_tta_search -> (tta_scales, tta_flip) of ferkit export
-VIEWS: dict[str, tuple[tuple[float, ...] | None, bool]] = {
-    "none": (None, True), "flip": ((1.0,), True), "zoom3": ((0.92, 1.0, 1.08), False),
-    "zoom3+flip": ((0.92, 1.0, 1.08), True), "zoom2+flip": ((1.0, 1.08), True)}
+from bench_models import _throughput, _worker  # noqa: E402
+from int8_tta_search import SCALES, VIEW_SETS  # noqa: E402
+
+
+def export_views(view_set: str) -> tuple[tuple[float, ...] | None, bool]:
+    """A view set of the search (indices into [s0, s0 mirrored, s1, s1 mirrored, ...] over ``SCALES``) as the
+    ``(tta_scales, tta_flip)`` of ``ferkit export``; the plain view alone is no TTA at all."""
+    idx = VIEW_SETS[view_set]
+    scales = tuple(sorted({SCALES[i // 2] for i in idx}))
+    flip = any(i % 2 for i in idx)
+    return (None, True) if scales == (1.0,) and not flip else (scales, flip)
+
+
+VIEWS = {v: export_views(v) for v in VIEW_SETS}
 
 
 def members_of(row: dict, runs: Path) -> list[tuple[Path, Path]]:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, FerkitError, InputError, ModelError, OutputError
+from .errors import ConfigError, FerkitError, InputError, OutputError
 
 
 def _load_config_file(path: str) -> dict[str, Any]:
@@ -280,15 +280,9 @@ def cmd_models(args: argparse.Namespace) -> int:
     from .inference import list_shipped
 
     if args.name:
-        from .inference.model import resolve_model
+        from .inference.model import load_card
 
-        onnx, card_path = resolve_model(args.name)
-        if not card_path.is_file():
-            raise ModelError(f"{onnx} has no model card beside it ({card_path.name})")
-        try:
-            card = json.loads(card_path.read_text())
-        except (OSError, ValueError) as exc:
-            raise ModelError(f"cannot read the model card {card_path}: {exc}") from None
+        onnx, card = load_card(args.name)
         print(json.dumps(card, indent=1) if args.json else _card_text(card, onnx))
         return 0
     shipped = []

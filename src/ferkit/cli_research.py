@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -50,15 +49,6 @@ def _onnx_model(spec: str) -> Any:
         return None
 
 
-def _run_temperature(run_dir: Path) -> float:
-    """The temperature ``ferkit train`` fitted on validation (metrics.json), or 1 if the run has none."""
-    try:
-        t = float(json.loads((run_dir / "metrics.json").read_text()).get("temperature") or 1.0)
-    except (OSError, ValueError, TypeError):
-        return 1.0
-    return t if t > 0 else 1.0
-
-
 def run_explain(args: argparse.Namespace) -> int:
     from .errors import InputError, OutputError
     from .explain import occlusion_map, render
@@ -91,7 +81,7 @@ def run_explain(args: argparse.Namespace) -> int:
             shipped = ", ".join(m["name"] for m in list_shipped())
             raise UnknownModelError(f"{e}; shipped models: {shipped}") from None
         net, cfg = entry.load()
-        temp = _run_temperature(entry.run_dir)  # calibrated probabilities, as the exported model would give
+        temp = entry.temperature()  # calibrated probabilities, as the exported model would give
         boxes = None
         if getattr(net, "wants_boxes", False):  # regions placed by the face mesh on the intact face
             from .face.regions import mesh_region_boxes
@@ -113,7 +103,7 @@ def run_explain(args: argparse.Namespace) -> int:
                 print(f"ferkit: note: {exc}: explained by occlusion instead", file=sys.stderr)
         if not info:
             heat, probs, info = occlusion_map(predict, face, patch=args.patch, stride=args.stride)
-        classes = _run_classes(entry.run_dir, len(probs)) or list(FERPLUS_CLASSES if len(probs) == 8
+        classes = _run_classes(entry.metrics(), len(probs)) or list(FERPLUS_CLASSES if len(probs) == 8
                                                                      else FER2013_CLASSES)
         title = f"{entry.name} ({cfg['model']})"
     img = render(face, heat, probs, classes, title, info)
@@ -129,14 +119,9 @@ def run_explain(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_classes(run_dir: Path, n: int) -> list[str] | None:
-    """The class names a run was trained on (its metrics.json), when they number ``n``."""
-    import json
-
-    try:
-        classes = json.loads((Path(run_dir) / "metrics.json").read_text()).get("classes")
-    except (OSError, ValueError):
-        return None
+def _run_classes(metrics: dict, n: int) -> list[str] | None:
+    """The class names a run was trained on (from its metrics.json), when they number ``n``."""
+    classes = metrics.get("classes")
     return list(classes) if isinstance(classes, list) and len(classes) == n else None
 
 

@@ -57,12 +57,27 @@ class Entry:
 
         return load_run_model(self.run_dir, self.checkpoint)
 
+    def metrics(self) -> dict[str, Any]:
+        """The run's metrics.json (``{}`` when missing or unreadable)."""
+        try:
+            m = json.loads((self.run_dir / "metrics.json").read_text())
+        except (OSError, ValueError):
+            return {}
+        return m if isinstance(m, dict) else {}
+
+    def temperature(self) -> float:
+        """The temperature ``ferkit train`` fitted on validation, or 1 if the run has none."""
+        try:
+            t = float(self.metrics().get("temperature") or 1.0)
+        except (TypeError, ValueError):
+            return 1.0
+        return t if t > 0 else 1.0
+
     def budget(self) -> str:
         """Training budget as stated by the run's metrics.json."""
-        p = self.run_dir / "metrics.json"
-        if not p.exists():
+        m = self.metrics()
+        if not m:
             return "?"
-        m = json.loads(p.read_text())
         hw = str(m.get("hardware") or m.get("device") or "?").replace("NVIDIA ", "").replace(" 80GB HBM3", "")
         if m.get("device") == "cpu" or hw in ("", "x86_64", "cpu"):
             cfg = self.run_dir / "config.json"

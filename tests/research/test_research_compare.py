@@ -128,7 +128,7 @@ def test_explain_probabilities_use_the_runs_temperature(tmp_path) -> None:
 
     import torch
 
-    from ferkit.cli_research import _run_temperature
+    from ferkit.compare import Entry
     from ferkit.explain import explain
     from ferkit.models import create_model
 
@@ -139,5 +139,5 @@ def test_explain_probabilities_use_the_runs_temperature(tmp_path) -> None:
     _, p2, _ = explain(net, face, temperature=4.0)
     assert np.allclose(p1.sum(), 1, atol=1e-5) and p2.max() < p1.max()  # a higher temperature flattens
     (tmp_path / "metrics.json").write_text(json.dumps({"temperature": 0.6}))
-    assert _run_temperature(tmp_path) == 0.6
-    assert _run_temperature(tmp_path / "none") == 1.0
+    assert Entry("r", tmp_path, tmp_path / "best.pt").temperature() == 0.6
+    assert Entry("n", tmp_path / "none", tmp_path / "none.pt").temperature() == 1.0

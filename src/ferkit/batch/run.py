@@ -189,7 +189,6 @@ def run_batch(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[s
     summary = BatchSummary()
     with Archive(out) as arch:
         records = arch.records()
-        arch.collect_garbage(records)
         todo: list[_Todo] = []
         seen: list[str] = []
         for src in expand_sources(list(inputs), recursive=recursive):
@@ -223,8 +222,8 @@ def run_batch(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[s
                     if s not in listed and not os.path.lexists(s) and os.path.isdir(os.path.dirname(s))]
             for s in gone:
                 del records[s]
-            arch.collect_garbage(records)
             summary.pruned = len(gone)
+        arch.collect_garbage(records)  # parts no record refers to: left by a kill, superseded or pruned
         arch.write_job({"options": options, "options_digest": digest, "engine": engine, "updated": time.time()})
         if todo:
             _analyse(arch, records, todo, options, engine, workers, scheduler, client, progress, on_record)

@@ -53,6 +53,23 @@ def resolve_model(name_or_path: str | Path) -> tuple[Path, Path]:
     )
 
 
+def load_card(name_or_path: str | Path) -> tuple[Path, dict[str, Any]]:
+    """(ONNX path, model card) of a shipped model or an exported ``X.onnx``; the card must name classes and input."""
+    onnx_path, card_path = resolve_model(name_or_path)
+    if not card_path.exists():
+        raise ModelError(f"{onnx_path} has no model card {card_path.name} beside it")
+    try:
+        card = json.loads(card_path.read_text())
+    except json.JSONDecodeError as e:
+        raise ModelError(f"model card {card_path} is not valid JSON: {e}") from None
+    except OSError as e:
+        raise ModelError(f"model card {card_path} cannot be read: {e.strerror or e}") from None
+    for key in ("classes", "input"):
+        if key not in card:
+            raise ModelError(f"model card {card_path} has no {key!r}")
+    return onnx_path, card
+
+
 def list_shipped() -> list[dict[str, Any]]:
     """Cards of the models shipped in ``ferkit/weights``."""
     out = []
@@ -72,16 +89,7 @@ class ExpressionModel:
 
     @classmethod
     def load(cls, name_or_path: str | Path = "default", threads: int = 1) -> ExpressionModel:
-        onnx_path, card_path = resolve_model(name_or_path)
-        if not card_path.exists():
-            raise ModelError(f"{onnx_path} has no model card {card_path.name} beside it")
-        try:
-            card = json.loads(card_path.read_text())
-        except json.JSONDecodeError as e:
-            raise ModelError(f"model card {card_path} is not valid JSON: {e}") from None
-        for key in ("classes", "input"):
-            if key not in card:
-                raise ModelError(f"model card {card_path} has no {key!r}")
+        onnx_path, card = load_card(name_or_path)
         return cls(onnx_path, card, _session(onnx_path, threads))
 
     @property

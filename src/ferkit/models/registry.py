@@ -27,18 +27,19 @@ def list_models(pattern: str = "*") -> list[str]:
 
 def create_model(name: str, **kwargs: Any) -> Any:
     """Build a registered architecture. Unknown names raise a ``KeyError`` naming the known ones."""
+    return _factory(name)(**kwargs)
+
+
+def _factory(name: str) -> Callable[..., Any]:
     try:
-        factory = _MODELS[name]
+        return _MODELS[name]
     except KeyError:
         raise UnknownModelError(f"unknown model {name!r}; registered: {', '.join(list_models())}") from None
-    return factory(**kwargs)
 
 
 def model_arguments(name: str) -> set[str]:
     """The keyword arguments the architecture ``name`` takes (its factory's named parameters)."""
     import inspect
 
-    if name not in _MODELS:
-        raise UnknownModelError(f"unknown model {name!r}; registered: {', '.join(list_models())}")
-    params = inspect.signature(_MODELS[name]).parameters.values()
+    params = inspect.signature(_factory(name)).parameters.values()
     return {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
