@@ -349,3 +349,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ferkit: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading: end quietly, as Unix tools do
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # (no second error when Python flushes)
+        return 141

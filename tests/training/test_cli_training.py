@@ -161,3 +161,15 @@ def test_unknown_model_argument_is_refused(tmp_path, capsys):
     argv = ["train", "--model", "cnn4", "--model-arg", "input_sise=96", "-o", str(tmp_path / "r"), "--quiet"]
     assert main(argv) == 2  # refused before any data is read
     assert "cnn4 takes no argument input_sise" in capsys.readouterr().err
+
+
+def test_output_into_a_closed_pipe_ends_quietly():
+    import subprocess
+    import sys
+
+    p = subprocess.Popen([sys.executable, "-m", "ferkit", "models", "default"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    p.stdout.close()  # the reader is gone before ferkit writes a line (as `| head` after its lines)
+    err = p.stderr.read()
+    assert p.wait(timeout=120) == 141
+    assert "Traceback" not in err and "BrokenPipe" not in err
