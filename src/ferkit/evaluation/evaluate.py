@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import DatasetError
 from .metrics import classification_report, fit_temperature, softmax
+
+if TYPE_CHECKING:
+    from ..training.data import FaceSet
 
 
 def _aligned_classes(model_classes: tuple[str, ...], data_classes: tuple[str, ...]) -> list[int]:
@@ -25,24 +28,32 @@ def predict_logits_onnx(model: Any, images: np.ndarray, batch: int = 256, flip: 
 
 
 def evaluate_model(model: Any, data: str = "ferplus", split: str = "test", data_dir: str | None = None,
-                   flip: bool = False, temperature: float | None = None) -> dict[str, Any]:
+                   flip: bool = False, temperature: float | None = None,
+                   dataset: FaceSet | None = None) -> dict[str, Any]:
     """Metrics of ``model`` (an :class:`~ferkit.inference.ExpressionModel`) on one split.
 
-    When the dataset has fewer classes than the model (FER2013's 7 vs an 8-class model), the model's
-    probabilities are restricted to the dataset's classes and renormalised.
+    ``dataset``: that split already loaded (``data``/``split`` then only label the report). When the dataset
+    has fewer classes than the model (FER2013's 7 vs an 8-class model), the model's probabilities are
+    restricted to the dataset's classes and renormalised.
     """
     from ..training.data import load_dataset
 
-    ds = load_dataset(data, split, data_dir=data_dir)
+    ds = dataset if dataset is not None else load_dataset(data, split, data_dir=data_dir)
     z = predict_logits_onnx(model, ds.images, flip=flip)
     t = model.temperature if temperature is None else temperature
-    cols = _aligned_classes(model.classes, ds.classes)
-    probs = softmax(z, t)[:, cols]
+    return score_logits(z, ds, tuple(model.classes), t, data=data, split=split, flip=flip)
+
+
+def score_logits(z: np.ndarray, ds: FaceSet, model_classes: tuple[str, ...], temperature: float, *,
+                 data: str, split: str, flip: bool = False) -> dict[str, Any]:
+    """The report of :func:`evaluate_model` from outputs ``z`` already computed on ``ds`` (one pass, many reports)."""
+    cols = _aligned_classes(model_classes, ds.classes)
+    probs = softmax(z, temperature)[:, cols]
     probs /= probs.sum(1, keepdims=True)
     rep = classification_report(ds.labels, probs, ds.classes)
     rep.update({"data": data, "split": split, "source": ds.source, "excluded_on_load": ds.excluded,
-                "flip_tta": flip, "temperature": t})
-    unused = [c for c in model.classes if c not in ds.classes]
+                "flip_tta": flip, "temperature": temperature})
+    unused = [c for c in model_classes if c not in ds.classes]
     if unused:  # say so: these figures are not those of the model's own task
         rep["model_classes_left_out"] = unused
     return rep
@@ -53,8 +64,12 @@ def fit_model_temperature(model: Any, data: str = "ferplus", data_dir: str | Non
     from ..training.data import load_dataset
 
     ds = load_dataset(data, "val", data_dir=data_dir)
-    cols = _aligned_classes(model.classes, ds.classes)
-    return fit_temperature(predict_logits_onnx(model, ds.images)[:, cols], ds.labels)
+    return fit_logits_temperature(predict_logits_onnx(model, ds.images), ds, tuple(model.classes))
+
+
+def fit_logits_temperature(z: np.ndarray, ds: FaceSet, model_classes: tuple[str, ...]) -> float:
+    """Temperature minimising the NLL of outputs ``z`` on ``ds`` (restricted to the dataset's classes)."""
+    return fit_temperature(z[:, _aligned_classes(model_classes, ds.classes)], ds.labels)
 
 
 def _load_exclusions(rep: dict[str, Any]) -> str:

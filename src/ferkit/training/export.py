@@ -441,9 +441,10 @@ def export_runs(
                                "choose the one to calibrate and report on with --data")
         data = used.pop()
     val = load_dataset(data, "val", data_dir=data_dir)
+    test = None
     if evaluate_test:  # a dataset without a test split fails now, not after the export
         try:
-            load_dataset(data, "test", data_dir=data_dir)
+            test = load_dataset(data, "test", data_dir=data_dir)
         except DatasetError as exc:
             raise DatasetError(f"{exc}; export with --no-test (evaluate_test=False) to skip the test split") from None
     models, member_info = [], []
@@ -465,8 +466,8 @@ def export_runs(
         calib = train.images[np.sort(pick)]
         calib_batch = max(4, 64 // ((tta_info["views"] if tta_info else 1) * len(models)))
     try:
-        card = _write_and_describe(net, onnx_path, name, classes, val, data, data_dir, int8, calib, calib_batch,
-                                   kind, member_info, tta_info, command, notes, evaluate_test)
+        card = _write_and_describe(net, onnx_path, name, classes, val, test, data, int8, calib, calib_batch,
+                                   kind, member_info, tta_info, command, notes)
         os.replace(onnx_path, final_onnx)
         os.replace(onnx_path.with_suffix(".json"), card_path)
     finally:
@@ -475,12 +476,15 @@ def export_runs(
     return card
 
 
-def _write_and_describe(net: nn.Module, onnx_path: Path, name: str, classes: list[str], val: FaceSet, data: str,
-                        data_dir: str | None, int8: str | None, calib: np.ndarray | None, calib_batch: int,
-                        kind: str, member_info: list[dict[str, Any]], tta_info: dict[str, Any] | None,
-                        command: str, notes: str, evaluate_test: bool) -> dict[str, Any]:
-    """Write the ONNX file and its card beside it (``onnx_path`` with ``.json``), evaluated; returns the card."""
-    from ..evaluation.evaluate import evaluate_model, fit_model_temperature
+def _write_and_describe(net: nn.Module, onnx_path: Path, name: str, classes: list[str], val: FaceSet,
+                        test: FaceSet | None, data: str, int8: str | None, calib: np.ndarray | None,
+                        calib_batch: int, kind: str, member_info: list[dict[str, Any]],
+                        tta_info: dict[str, Any] | None, command: str, notes: str) -> dict[str, Any]:
+    """Write the ONNX file and its card beside it (``onnx_path`` with ``.json``), evaluated; returns the card.
+
+    ``test``: the test split, scored once at the end (None: not scored).
+    """
+    from ..evaluation.evaluate import evaluate_model, fit_logits_temperature, predict_logits_onnx, score_logits
     from ..inference import ExpressionModel
 
     diff, quant = write_onnx(net, onnx_path, val.images, int8, calib, calib_batch)
@@ -497,9 +501,10 @@ def _write_and_describe(net: nn.Module, onnx_path: Path, name: str, classes: lis
     card["temperature"] = 1.0
     card_path.write_text(json.dumps(card))
     em = ExpressionModel.load(onnx_path)
-    temp = fit_model_temperature(em, data, data_dir)
-    val_raw = evaluate_model(em, data, "val", data_dir, temperature=1.0)
-    val_cal = evaluate_model(em, data, "val", data_dir, temperature=temp)
+    z_val = predict_logits_onnx(em, val.images)  # one pass over validation: temperature and both reports
+    temp = fit_logits_temperature(z_val, val, em.classes)
+    val_raw = score_logits(z_val, val, em.classes, 1.0, data=data, split="val")
+    val_cal = score_logits(z_val, val, em.classes, temp, data=data, split="val")
     card.update(
         {
             "kind": kind,
@@ -519,8 +524,9 @@ def _write_and_describe(net: nn.Module, onnx_path: Path, name: str, classes: lis
             "notes": notes,
         }
     )
-    if evaluate_test:
-        card["metrics"]["test"] = evaluate_model(em, data, "test", data_dir, temperature=temp)
-        card["metrics"]["test_flip_tta"] = evaluate_model(em, data, "test", data_dir, temperature=temp, flip=True)
+    if test is not None:
+        card["metrics"]["test"] = evaluate_model(em, data, "test", temperature=temp, dataset=test)
+        card["metrics"]["test_flip_tta"] = evaluate_model(em, data, "test", temperature=temp, flip=True,
+                                                          dataset=test)
     card_path.write_text(json.dumps(card, indent=1))
     return card
