@@ -129,6 +129,14 @@ def test_export_parity_and_card(small_sets, tmp_path, slice_dir, data_dir):
     assert p.shape == (32, 8) and np.allclose(p.sum(1), 1, atol=1e-5)
     for key in ("classes", "input", "temperature", "params", "macs", "sha256", "metrics", "licence", "members"):
         assert key in card
+    # The card's figures are what `ferkit eval` computes afresh on the shipped file (calibrated, card temperature).
+    from ferkit.evaluation.evaluate import evaluate_model, fit_model_temperature
+
+    for split in ("val", "test"):
+        fresh = evaluate_model(em, "ferplus", split, str(slice_dir))
+        assert fresh["accuracy"] == card["metrics"][split]["accuracy"]
+        assert fresh["ece"] == pytest.approx(card["metrics"][split]["ece"], abs=1e-9)
+    assert card["temperature"] == pytest.approx(fit_model_temperature(em, "ferplus", str(slice_dir)), rel=1e-6)
     # A two-member ensemble exports too and stays a probability model.
     card2 = export_runs([(run, None), (run, None)], "ens", tmp_path / "w", "ferplus", str(slice_dir),
                         evaluate_test=False)
