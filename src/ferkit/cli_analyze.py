@@ -150,7 +150,6 @@ def run(args: argparse.Namespace) -> int:
     statuses: list[SourceStatus] = []
     held: list[SourceStatus] = []  # a failure is reported as an error, not a warning, if it is the only input
     rows = 0
-    _quiet_ffmpeg()
     try:
         with analyzer:
             for item in analyzer.iter_analyze(args.inputs, progress=not args.quiet, annotate=args.annotate,
@@ -203,19 +202,6 @@ def run(args: argparse.Namespace) -> int:
     if failed and not args.quiet and len(statuses) > 1:
         print(f"ferkit: {len(failed)} of {len(statuses)} inputs failed or stopped early", file=sys.stderr)
     return 1 if failed else 0
-
-
-def _quiet_ffmpeg() -> None:
-    """FFmpeg's own log lines ("moov atom not found") would repeat our one-line errors."""
-    import os
-
-    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # OpenCV's FFmpeg (the fallback video reader)
-    try:
-        import av.logging
-
-        av.logging.set_libav_level(av.logging.FATAL)
-    except Exception:  # noqa: BLE001, S110 - cosmetic only
-        pass
 
 
 def _summary_text(res: Any, max_face_lines: int = 60) -> str:

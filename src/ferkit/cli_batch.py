@@ -11,7 +11,7 @@ import os
 import sys
 from typing import Any
 
-from ferkit.cli_analyze import _non_negative_float, _positive_float, _positive_int, _quiet_ffmpeg, _unit_float
+from ferkit.cli_analyze import _non_negative_float, _positive_float, _positive_int, _unit_float
 
 BATCH_EPILOG = """examples:
   ferkit batch photos/ -o results/                        local process pool, one process per core
@@ -77,7 +77,6 @@ def batch_options(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_batch(args: argparse.Namespace) -> int:
     from ferkit.batch import run_batch
 
-    _quiet_ffmpeg()
     if args.engine == "local" and args.scheduler:
         print("ferkit: warning: --scheduler is only used with --engine dask", file=sys.stderr)
     summary = run_batch(args.inputs, args.output, options=batch_options(args), engine=args.engine,
@@ -202,7 +201,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
                              max_video_s=args.max_video_s, max_pixels=int(args.max_megapixels * 1e6),
                              video_fps=args.video_fps, analyzers=args.workers,
                              options={"model": args.model} if args.model else {})
-    _quiet_ffmpeg()
     if args.host not in ("127.0.0.1", "localhost", "::1") and not token:
         print("ferkit: warning: serving on a non-loopback address without --token", file=sys.stderr)
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")

@@ -102,10 +102,8 @@ def _is_results(path: str) -> bool:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Run ``ferkit report``."""
-    from ferkit.cli_analyze import _quiet_ffmpeg
     from ferkit.video import VideoAnalytics
 
-    _quiet_ffmpeg()
     kinds = {_is_results(i) for i in args.inputs}
     if len(kinds) > 1:
         raise InputError("give either videos / folders or result tables, not both")

@@ -319,7 +319,32 @@ class FrameStream(Iterator[Frame]):
 # --------------------------------------------------------------------------------------------
 # backends
 # --------------------------------------------------------------------------------------------
+_FFMPEG_QUIET = False
+
+
+def quiet_ffmpeg() -> None:
+    """Turn FFmpeg's own log lines off, once per process (both PyAV's libav and OpenCV's FFmpeg).
+
+    A damaged file is reported once, as the input's error; libav would also print "moov atom not found" and
+    the like on stderr. Called before the first video is opened; an ``OPENCV_FFMPEG_LOGLEVEL`` already set is kept.
+    """
+    global _FFMPEG_QUIET
+    if _FFMPEG_QUIET:
+        return
+    _FFMPEG_QUIET = True
+    import os
+
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    try:
+        import av.logging
+
+        av.logging.set_libav_level(av.logging.FATAL)
+    except Exception:  # noqa: BLE001, S110 - cosmetic only (an older PyAV)
+        pass
+
+
 def _open_backend(p: Path, backend: Backend, autorotate: bool) -> _BaseBackend:
+    quiet_ffmpeg()
     if backend not in ("auto", "pyav", "opencv", "pillow"):
         raise ValueError(f"unknown video backend {backend!r}; use 'auto', 'pyav', 'opencv' or 'pillow'")
     ext = p.suffix.lower()
