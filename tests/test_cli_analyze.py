@@ -201,3 +201,59 @@ def test_names_that_are_not_utf8(samples: Path, tmp_path: Path) -> None:
     s = pd.read_csv(tmp_path / "s.csv")
     assert s["source"].iloc[0].endswith(r"v\xff.mp4") and s["status"].iloc[0] == "ok"
     assert "could not be re-read" not in (tmp_path / "r.html").read_text()
+
+
+def test_outputs_never_replace_inputs(samples: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """-o / --summary naming an input, or --annotate into the inputs' own folder, must not overwrite them."""
+    import shutil
+
+    photo = tmp_path / "p.jpg"
+    shutil.copyfile(samples / "single_face.jpg", photo)
+    before = photo.read_bytes()
+    assert run(photo, "-o", photo, "--format", "csv") == 2
+    assert "is one of the inputs" in capsys.readouterr().err and photo.read_bytes() == before
+    assert run(photo, "-o", tmp_path / "s.csv", "--summary", tmp_path / "s.csv") == 2
+    assert "are the same file" in capsys.readouterr().err
+    shutil.copyfile(samples / "single_face.mp4", tmp_path / "v.mp4")
+    video_before = (tmp_path / "v.mp4").read_bytes()
+    assert run(tmp_path, "--annotate", tmp_path, "--fps", "2", "-q", "-o", tmp_path / "r.csv") == 0
+    assert photo.read_bytes() == before and (tmp_path / "v.mp4").read_bytes() == video_before
+    assert (tmp_path / "p_jpg.jpg").is_file() and (tmp_path / "v_mp4.mp4").is_file()
+
+
+def test_empty_path_is_an_error_not_the_current_folder(samples: Path, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str],
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    shutil.copyfile(samples / "single_face.jpg", tmp_path / "p.jpg")
+    monkeypatch.chdir(tmp_path)  # "" must not mean "."
+    assert run("", "-o", "r.csv") == 2
+    assert "'': is an empty path" in capsys.readouterr().err and not (tmp_path / "r.csv").exists()
+
+
+def test_list_file_errors_name_the_list(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "list.txt").write_text("nope.jpg\n")
+    assert run(tmp_path / "list.txt") == 2
+    assert f"(listed in {tmp_path / 'list.txt'}): not found" in capsys.readouterr().err
+
+
+def test_video_option_values_are_checked(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (["--track", "--max-missed", "-1"], ["--smooth", "nan"], ["--min-quality", "2"],
+                 ["--interval", "0"]):
+        with pytest.raises(SystemExit) as e:
+            main(["analyze", "x.mp4", *argv])
+        assert e.value.code == 2
+
+
+def test_unwritable_report_folder_fails_before_any_work(samples: Path, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    import tempfile
+
+    try:  # /sys refuses new files even to root (os.access would say yes to root)
+        tempfile.TemporaryFile(dir="/sys").close()
+        pytest.skip("/sys is writable here")
+    except OSError:
+        pass
+    assert run(samples / "single_face.mp4", "--report", "/sys/r.html") == 2
+    assert "is not writable" in capsys.readouterr().err

@@ -39,7 +39,8 @@ def output_paths(folder: str | os.PathLike[str], items: Sequence[tuple[str, str]
     Files keep their folder relative to the deepest folder holding all file sources (``in/a/x.jpg`` and
     ``in/b/x.jpg`` -> ``DIR/a/x.jpg``, ``DIR/b/x.jpg``). A name taken already (compared case-insensitively)
     gets the source's extension (``x.png`` -> ``x_png.jpg``), then a counter. Arrays (``<array 3>``) become
-    ``array_3<ext>``.
+    ``array_3<ext>``. A name is never that of one of the inputs (``--annotate`` into the inputs' own folder
+    must not overwrite them: ``v.mp4`` -> ``v_mp4.mp4``).
     """
     root = Path(folder)
     files = [os.path.abspath(src) for src, _ in items if not src.startswith("<")]
@@ -47,7 +48,12 @@ def output_paths(folder: str | os.PathLike[str], items: Sequence[tuple[str, str]
         base = os.path.commonpath([os.path.dirname(f) for f in files]) if files else ""
     except ValueError:  # e.g. different drives
         base = ""
+    real_root = os.path.realpath(root)
     taken: set[str] = set()
+    for f in files:  # inputs inside the output folder: their names are taken
+        rel = os.path.relpath(os.path.realpath(f), real_root)
+        if not rel.startswith(os.pardir):
+            taken.add(rel.lower())
     out: list[Path] = []
     for src, ext in items:
         if src.startswith("<"):

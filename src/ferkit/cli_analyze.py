@@ -83,6 +83,16 @@ def _positive_int(v: str) -> int:
     return n
 
 
+def _non_negative_int(v: str) -> int:
+    try:
+        n = int(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {v!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {v!r}")
+    return n
+
+
 def _positive_float(v: str) -> float:
     x = _float(v)
     if not x > 0:
@@ -114,6 +124,23 @@ def _float(v: str) -> float:
     return x
 
 
+def _refuse_overwriting_inputs(inputs: list[str], outputs: dict[str, str | None]) -> None:
+    """An output path that is one of the input files (``-o photo.jpg --format csv``) would replace it: refuse."""
+    import os
+
+    files = {os.path.realpath(i) for i in inputs if i and os.path.isfile(i)}
+    seen: dict[str, str] = {}
+    for opt, out in outputs.items():
+        if not out or out == "-":
+            continue
+        real = os.path.realpath(out)
+        if real in files:
+            raise OutputError(f"{opt} {out} is one of the inputs: it would be overwritten; choose another path")
+        if real in seen:
+            raise OutputError(f"{seen[real]} and {opt} are the same file ({out}); choose different paths")
+        seen[real] = opt
+
+
 def _warn(msg: str, quiet: bool = False) -> None:
     if not quiet:
         print(f"ferkit: warning: {msg}", file=sys.stderr)
@@ -121,14 +148,15 @@ def _warn(msg: str, quiet: bool = False) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``ferkit analyze``; returns the exit status."""
-    from ferkit.io import open_sink
+    from ferkit.io import open_sink, sink_format
     from ferkit.pipeline import Analyzer
-    from ferkit.results import AnalysisResults, FaceTable, SourceStatus, columns, write_tables
+    from ferkit.results import AnalysisResults, FaceTable, SourceStatus, arrow_schema, columns, write_tables
 
     if args.output is None and args.format == "parquet":
         raise OutputError("Parquet cannot go to standard output; give a path with -o out.parquet")
     if args.end is not None and args.end <= (args.start or 0.0):
         raise FerkitError(f"--end ({args.end}) must be after --start ({args.start or 0.0})")
+    _refuse_overwriting_inputs(args.inputs, {"-o": args.output, "--summary": args.summary, "--report": args.report})
     from ferkit.cli_video import AnalyzeHook  # video analytics hook (tracker, --summary / --report)
 
     video = AnalyzeHook(args)
@@ -145,7 +173,9 @@ def run(args: argparse.Namespace) -> int:
     if args.output is not None or args.format is not None:
         target = "-" if to_stdout else args.output
         fmt = args.format or ("jsonl" if to_stdout else None)
-        sink = open_sink(target, format=fmt, columns=columns(classes, args.landmarks))  # fails before any work
+        parquet = sink_format(target, fmt) == "parquet"
+        sink = open_sink(target, format=fmt, columns=columns(classes, args.landmarks),  # fails before any work
+                         schema=arrow_schema(classes, args.landmarks) if parquet else None)
     summary = AnalysisResults(classes, args.sentiment_map, with_landmarks=False) if sink is None else None
     statuses: list[SourceStatus] = []
     held: list[SourceStatus] = []  # a failure is reported as an error, not a warning, if it is the only input

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
+from ferkit.cli_analyze import _non_negative_float, _non_negative_int, _positive_float, _unit_float
 from ferkit.errors import FerkitError, InputError
 
 RESULT_EXTS = {".csv", ".tsv", ".jsonl", ".json", ".parquet"}
@@ -58,7 +59,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="verdict method (rows files only; a summary file keeps its verdicts)")
     e.add_argument("--sentiment-map", default="valence", choices=["valence", "debate"],
                    help="for sentiment labels with a rows file")
-    e.add_argument("--min-quality", type=float, default=0.2, help="rows files: leave out faces below this quality")
+    e.add_argument("--min-quality", type=_unit_float, default=0.2,
+                   help="rows files: leave out faces below this quality")
     e.add_argument("--missing-as-no-face", action="store_true",
                    help="gold videos missing from the predictions count as videos without a face (not an error)")
     e.add_argument("--json", action="store_true", help="JSON on stdout instead of Markdown")
@@ -73,17 +75,20 @@ def add_video_options(p: argparse.ArgumentParser, with_track: bool = True) -> No
         g.add_argument("--track", action="store_true", help="stable face_id per person across frames")
         g.add_argument("--summary", metavar="CSV", help="write one summary row per video and per tracked face")
         g.add_argument("--report", metavar="HTML", help="write an HTML report (index + one page per video)")
-    g.add_argument("--max-missed", type=int, default=25, metavar="N",
+    g.add_argument("--max-missed", type=_non_negative_int, default=25, metavar="N",
                    help="keep a face's id through N analysed frames without it (default 25)")
-    g.add_argument("--smooth", type=float, default=0.0, metavar="S",
-                   help="smooth each face's probabilities over S seconds (default 0: off)")
+    g.add_argument("--smooth", type=_non_negative_float, default=0.0, metavar="S",
+                   help="summaries and reports: smooth each face's probabilities over S seconds (default 0: off; "
+                        "the rows keep the per-frame values)")
     g.add_argument("--smooth-method", choices=["ema", "mean"], default="ema")
-    g.add_argument("--min-quality", type=float, default=0.2, metavar="Q",
-                   help="leave faces of quality below Q (0..1: size, detector score, head turn) out of summaries")
+    g.add_argument("--min-quality", type=_unit_float, default=0.2, metavar="Q",
+                   help="summaries and reports: leave out faces of quality below Q (0..1: size, detector score, "
+                        "head turn; the rows keep every face)")
     g.add_argument("--verdict", choices=["peak", "mean", "majority", "weighted"], default="peak",
                    help="clip verdict: peak (default: mean over the most expressive half of the frames), mean, "
                         "majority, weighted (neutral down-weighted)")
-    g.add_argument("--interval", type=float, metavar="S", help="summary interval in seconds (report tables)")
+    g.add_argument("--interval", type=_positive_float, metavar="S",
+                   help="summary interval in seconds (report tables)")
     if "--sentiment-map" not in p._option_string_actions:
         g.add_argument("--sentiment-map", default="valence", choices=["valence", "debate"])
 
@@ -155,8 +160,11 @@ def check_outputs(opts: dict[str, Any], summary: str | None, report: str | None 
                 folder.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise OutputError(f"cannot create folder {folder} for {target}: {exc.strerror or exc}") from None
-            if not os.access(folder, os.W_OK):
-                raise OutputError(f"cannot write {target}: folder {folder} is not writable")
+            try:  # a real write (os.access says yes to root even where the file system says no)
+                tempfile.TemporaryFile(dir=folder).close()
+            except OSError as exc:
+                raise OutputError(f"cannot write {target}: folder {folder} is not writable "
+                                  f"({exc.strerror or exc})") from None
 
 
 def _analysis_settings(args: argparse.Namespace, tracked: bool) -> dict[str, Any]:

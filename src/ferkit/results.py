@@ -57,6 +57,16 @@ def columns(classes: Sequence[str], landmarks: bool = False) -> list[str]:
     return [*BASE_COLUMNS, *classes, *(["landmarks"] if landmarks else [])]
 
 
+def arrow_schema(classes: Sequence[str], landmarks: bool = False) -> Any:
+    """The ``pyarrow.Schema`` of result rows (so every Parquet file, even one without rows, has the same types)."""
+    import pyarrow as pa
+
+    types = {"source": pa.large_string(), "frame": pa.int64(), "time_s": pa.float64(), "face_id": pa.int32(),
+             "emotion": pa.large_string(), "sentiment": pa.large_string(),
+             "landmarks": pa.list_(pa.list_(pa.float64()))}
+    return pa.schema([(c, types.get(c, pa.float32())) for c in columns(classes, landmarks)])
+
+
 # ================================================================================================ status
 
 
@@ -374,7 +384,8 @@ class AnalysisResults:
         ``"-"`` writes JSON Lines to standard output."""
         from ferkit.io import open_sink
 
-        with open_sink(path, format=format, columns=self.columns) as sink:
+        with open_sink(path, format=format, columns=self.columns,
+                       schema=arrow_schema(self.classes, self.with_landmarks)) as sink:
             write_tables(sink, self.tables, self.classes, self._smat, self.with_landmarks)
 
 

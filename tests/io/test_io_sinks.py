@@ -214,3 +214,41 @@ def test_no_unreadable_partial_parquet(tmp_path: Path) -> None:
         s.write([{"a": 1.0}, {"a": "x"}])  # mixed types: the buffer cannot be written
         raise KeyboardInterrupt
     assert _leftovers(tmp_path) == []
+
+
+def test_symlink_is_followed_and_special_files_are_written_in_place(tmp_path: Path) -> None:
+    target = tmp_path / "target.csv"
+    link = tmp_path / "link.csv"
+    link.symlink_to(target)
+    write_rows(_rows(3), link)
+    assert link.is_symlink() and len(pd.read_csv(target)) == 3  # the link is kept; its file is written
+    write_rows(_rows(2), os.devnull, format="csv")  # a device is written in place, never replaced by a file
+    assert Path(os.devnull).is_char_device()
+    fifo = tmp_path / "rows.csv"
+    os.mkfifo(fifo)
+    import threading
+
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader.start()
+    write_rows(_rows(4), fifo)
+    reader.join(10)
+    assert fifo.is_fifo() and got and got[0].count(b"\n") == 5
+
+
+def test_parquet_without_rows_has_the_schema_it_was_given(tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    from ferkit.labels import EMOTIONS
+    from ferkit.results import arrow_schema
+
+    schema = arrow_schema(EMOTIONS)
+    with open_sink(tmp_path / "none.parquet", columns=schema.names, schema=schema):
+        pass
+    with open_sink(tmp_path / "some.parquet", columns=schema.names, schema=schema) as sink:
+        sink.write(pd.DataFrame([{"source": "a.jpg", "frame": 0, "time_s": 0.0, "face_id": 0, "emotion": "happy",
+                                  "sentiment": "positive", **{c: 0.5 for c in schema.names
+                                                              if schema.field(c).type == pa.float32()}}]))
+    assert pq.read_schema(tmp_path / "none.parquet") == pq.read_schema(tmp_path / "some.parquet") == schema
+    both = pq.read_table(tmp_path, schema=schema)  # a folder of results reads as one table
+    assert both.num_rows == 1

@@ -9,7 +9,8 @@ The format follows the output extension: ``.csv``, ``.tsv``, ``.jsonl`` / ``.ndj
   buffered into row groups of ``row_group_size`` rows (``pyarrow.parquet.ParquetWriter``).
 * Atomic: rows go to a hidden temporary file in the destination folder (``.name.XXXX.tmp``), which
   replaces the destination only when the sink is closed without error. An existing file at the
-  destination is never left half-written.
+  destination is never left half-written. A symbolic link is followed (the file it points to is replaced);
+  a destination that is not a regular file (a FIFO, ``/dev/null``, ``/dev/stdout``) is written in place.
 * On an exception inside the ``with`` block (or :meth:`RowSink.abort`), the rows written so far
   are kept as a valid, readable ``<path>.partial`` file (``keep_partial=True``, the default) and the
   destination is left untouched; with no rows written, nothing is left behind.
@@ -82,7 +83,7 @@ def write_rows(rows: Rows, path: str | os.PathLike[str], *, format: str | None =
 def open_sink(target: str | os.PathLike[str] | IO[str], *, format: str | None = None,
               decimals: int | None = DEFAULT_DECIMALS, columns: Sequence[str] | None = None,
               keep_partial: bool = True, make_dirs: bool = True,
-              row_group_size: int = DEFAULT_ROW_GROUP_SIZE) -> RowSink:
+              row_group_size: int = DEFAULT_ROW_GROUP_SIZE, schema: Any = None) -> RowSink:
     """Open a streaming :class:`RowSink` (use it as a context manager).
 
     Args:
@@ -93,9 +94,11 @@ def open_sink(target: str | os.PathLike[str] | IO[str], *, format: str | None = 
         keep_partial: on failure keep the rows written so far as ``<path>.partial``.
         make_dirs: create missing parent folders.
         row_group_size: Parquet rows per row group.
+        schema: Parquet only: the ``pyarrow.Schema`` of the file (rows are cast to it). Without it, the types
+            come from the first rows, and a file with no rows has untyped (null) columns.
     """
     return RowSink(target, format=format, decimals=decimals, columns=columns, keep_partial=keep_partial,
-                   make_dirs=make_dirs, row_group_size=row_group_size)
+                   make_dirs=make_dirs, row_group_size=row_group_size, schema=schema)
 
 
 class RowSink:
@@ -104,8 +107,9 @@ class RowSink:
     def __init__(self, target: str | os.PathLike[str] | IO[str], *, format: str | None = None,
                  decimals: int | None = DEFAULT_DECIMALS, columns: Sequence[str] | None = None,
                  keep_partial: bool = True, make_dirs: bool = True,
-                 row_group_size: int = DEFAULT_ROW_GROUP_SIZE) -> None:
+                 row_group_size: int = DEFAULT_ROW_GROUP_SIZE, schema: Any = None) -> None:
         self.decimals = decimals
+        self._schema = schema
         self.keep_partial = keep_partial
         self.row_group_size = max(1, int(row_group_size))
         self.rows_written = 0
@@ -136,7 +140,12 @@ class RowSink:
             self.format = sink_format(path, format)
             self.path = path
             self._name = str(path)
-            self._open_tmp(path, make_dirs)
+            if path.exists() and not path.is_file():  # a FIFO, /dev/null, /dev/stdout...: written in place
+                self._open_in_place(path)
+            else:
+                if path.is_symlink():  # replace the file the link points to, not the link
+                    self.path = path = Path(os.path.realpath(path))
+                self._open_tmp(path, make_dirs)
         if self.format in ("csv", "tsv"):
             self._csv = csv.writer(self._fh, delimiter="\t" if self.format == "tsv" else ",", lineterminator="\n")
             if self._columns is not None:
@@ -169,6 +178,14 @@ class RowSink:
         self._tmp = tmp
         self._own_stream = True
 
+    def _open_in_place(self, path: Path) -> None:
+        try:
+            self._fh = open(path, "wb" if self.format == "parquet" else "w",  # noqa: SIM115 - closed in close()
+                            **({} if self.format == "parquet" else {"encoding": "utf-8", "newline": ""}))
+        except OSError as exc:
+            raise OutputError(f"cannot write {path}: {_reason(exc)}") from None
+        self._own_stream = True  # closed by us; no temporary file, so nothing to rename or keep as .partial
+
     def close(self) -> None:
         """Finish the file and move it into place (atomic). Safe to call twice."""
         if self.closed:
@@ -183,11 +200,13 @@ class RowSink:
             if self._own_stream:
                 if not self._fh.closed:
                     self._fh.flush()
-                    os.fsync(self._fh.fileno())
+                    if self._tmp is not None:
+                        os.fsync(self._fh.fileno())
                     self._fh.close()
-                assert self._tmp is not None and self.path is not None
-                os.replace(self._tmp, self.path)
-                self._tmp = None
+                if self._tmp is not None:  # (None: written in place)
+                    assert self.path is not None
+                    os.replace(self._tmp, self.path)
+                    self._tmp = None
             else:
                 self._fh.flush()
         except OutputError:
@@ -341,8 +360,11 @@ class RowSink:
         if final and self._pq_writer is None:
             import pyarrow as pa
 
-            cols = self._columns or []
-            self._write_table(pa.table({c: pa.array([], type=pa.null()) for c in cols}))
+            if self._schema is not None:
+                self._write_table(self._schema.empty_table())
+            else:
+                cols = self._columns or []
+                self._write_table(pa.table({c: pa.array([], type=pa.null()) for c in cols}))
         if final and self._pq_writer is not None:
             self._pq_writer.close()
 
@@ -362,13 +384,13 @@ class RowSink:
         import pyarrow.parquet as pq
 
         if self._pq_writer is None:
-            schema = table.schema.remove_metadata()
+            schema = self._schema if self._schema is not None else table.schema.remove_metadata()
             # A column that is all-empty in the first batch (e.g. no face had a mesh) would fix its type to
             # null for the whole file: give the known ferkit columns their real type instead
             for i, f in enumerate(schema):
                 if pa.types.is_null(f.type) and f.name in _KNOWN_TYPES:
                     schema = schema.set(i, pa.field(f.name, _KNOWN_TYPES[f.name]()))
-            if schema != table.schema.remove_metadata():
+            if schema != table.schema.remove_metadata() and self._schema is None:
                 table = table.cast(schema)
             self._pq_schema = schema
             try:

@@ -31,6 +31,7 @@ NOT_FOUND = "not found"
 UNSUPPORTED = "not a supported image or video"
 EMPTY_FOLDER = "no images or videos in folder"
 UNREADABLE = "cannot be read"
+EMPTY_PATH = "is an empty path (an unset variable?)"
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,9 @@ def expand_sources(inputs: Iterable[str | os.PathLike[str]] | str | os.PathLike[
 
     for raw in inputs:
         text = os.fspath(raw)
+        if not str(text).strip():  # Path("") is the current folder: never analyse it by accident
+            out.append(Source(Path(text), None, EMPTY_PATH, None))
+            continue
         if text.startswith("@") and not Path(text).exists():
             _expand_list(Path(text[1:]), text, add, recursive, include_hidden)
             continue
@@ -116,6 +120,8 @@ def _phrase(err: str, n: int) -> str:
         return "not supported images or videos" if n != 1 else "not a supported image or video"
     if err == EMPTY_FOLDER:
         return "with no images or videos" if n != 1 else "with no image or video"
+    if err == EMPTY_PATH:
+        return "are empty paths" if n != 1 else "is an empty path"
     return err
 
 
