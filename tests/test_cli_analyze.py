@@ -257,3 +257,14 @@ def test_unwritable_report_folder_fails_before_any_work(samples: Path, tmp_path:
         pass
     assert run(samples / "single_face.mp4", "--report", "/sys/r.html") == 2
     assert "is not writable" in capsys.readouterr().err
+
+
+def test_rows_piped_into_a_reader_that_stops(samples: Path) -> None:
+    """`ferkit analyze video --format jsonl | head -1`: a quiet end (status 141), no error message.
+
+    The reader here (`true`) has gone before the first row is written, so the pipe is broken for certain."""
+    cmd = (f"{sys.executable} -m ferkit analyze {samples / 'single_face.mp4'} --format jsonl --workers 1 "
+           "| true; echo \"rc=${PIPESTATUS[0]}\"")
+    out = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "rc=141", out.stdout
+    assert "error" not in out.stderr and "Traceback" not in out.stderr, out.stderr

@@ -209,7 +209,7 @@ class RowSink:
                     self._tmp = None
             else:
                 self._fh.flush()
-        except OutputError:
+        except (OutputError, BrokenPipeError):
             self.abort()
             raise
         except OSError as exc:
@@ -290,6 +290,8 @@ class RowSink:
     def _write_text(self, fn: Any) -> None:
         try:
             fn()
+        except BrokenPipeError:  # the reader of a pipe stopped (`| head`): the caller ends quietly
+            raise
         except OSError as exc:
             raise OutputError(f"cannot write {self._name}: {_reason(exc)}") from None
 
