@@ -268,3 +268,31 @@ def test_rows_piped_into_a_reader_that_stops(samples: Path) -> None:
     out = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == "rc=141", out.stdout
     assert "error" not in out.stderr and "Traceback" not in out.stderr, out.stderr
+
+
+def test_sigterm_keeps_and_names_the_partial_outputs(samples: Path, tmp_path: Path) -> None:
+    """`timeout`/`kill` mid-video: rows kept as rows.csv.partial (named on stderr), the annotated video as
+    <name>.partial.mp4 (playable), nothing cut under a final name; exit status 143."""
+    import signal
+    import time
+
+    cmd = [sys.executable, "-m", "ferkit", "analyze", str(samples / "WolfgangLanger_Pexels.mp4"), "--workers", "1",
+           "-o", str(tmp_path / "rows.csv"), "--annotate", str(tmp_path / "ann")]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:  # wait until rows are being written
+        if any(p.stat().st_size > 0 for p in tmp_path.glob(".rows.csv.*.tmp")):
+            break
+        time.sleep(0.05)
+    if proc.poll() is not None:
+        pytest.skip("the analysis ended before it could be stopped")
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert "terminated" in err and f"kept in {tmp_path / 'rows.csv.partial'}" in err
+    assert not (tmp_path / "rows.csv").exists() and len(pd.read_csv(tmp_path / "rows.csv.partial")) > 0
+    assert not (tmp_path / "ann" / "WolfgangLanger_Pexels.mp4").exists()
+    import cv2
+
+    cap = cv2.VideoCapture(str(tmp_path / "ann" / "WolfgangLanger_Pexels.partial.mp4"))
+    assert cap.read()[0]

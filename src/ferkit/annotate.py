@@ -179,10 +179,16 @@ def annotate_image(image: np.ndarray, table: FaceTable, classes: Sequence[str], 
 
 
 class VideoAnnotator:
-    """Writes annotated frames to an H.264 MP4 (opened on the first frame)."""
+    """Writes annotated frames to an H.264 MP4 (opened on the first frame).
+
+    Frames go to ``<name>.partial.mp4``, renamed to ``path`` by ``close(complete=True)``; a run stopped midway
+    (``close(complete=False)``, an interrupt) leaves a playable ``<name>.partial.mp4``, never a cut file under
+    the final name.
+    """
 
     def __init__(self, path: str | os.PathLike[str], fps: float, classes: Sequence[str]) -> None:
         self.path = Path(path)
+        self.partial_path = self.path.with_name(f"{self.path.stem}.partial{self.path.suffix}")
         self.fps = float(fps) if fps and fps > 0 else 25.0
         self.classes = tuple(classes)
         self._container: Any = None
@@ -196,7 +202,7 @@ class VideoAnnotator:
 
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._container = av.open(str(self.path), "w")
+            self._container = av.open(str(self.partial_path), "w", format="mp4")
         except Exception as exc:  # noqa: BLE001 - av.FFmpegError, OSError
             raise OutputError(f"cannot write annotated video {self.path}: {exc}") from None
         rate = Fraction(self.fps).limit_denominator(1001)
@@ -230,7 +236,8 @@ class VideoAnnotator:
             if f.image is not None:
                 self.write(f.image, boxes, probs, lm)
 
-    def close(self) -> None:
+    def close(self, complete: bool = True) -> None:
+        """Finish the file: under its final name when ``complete``, else as ``<name>.partial.mp4``."""
         if self._container is None:
             return
         try:
@@ -239,9 +246,14 @@ class VideoAnnotator:
         finally:
             self._container.close()
             self._container = None
+        if complete:
+            try:
+                os.replace(self.partial_path, self.path)
+            except OSError as exc:
+                raise OutputError(f"cannot write annotated video {self.path}: {exc.strerror or exc}") from None
 
     def __enter__(self) -> VideoAnnotator:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        self.close(complete=exc_type is None)

@@ -202,6 +202,9 @@ def run(args: argparse.Namespace) -> int:
     except BaseException:
         if sink is not None:
             sink.abort()
+            if sink.partial_path is not None:
+                print(f"ferkit: the {sink.rows_written} rows written before the stop are kept in {sink.partial_path}",
+                      file=sys.stderr)
         raise
     analysed = [s for s in statuses if s.status != "failed"]
     if len(statuses) == 1 and held and held[0].status == "partial":

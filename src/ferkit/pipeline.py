@@ -1215,23 +1215,28 @@ class Analyzer:
 
             writer = VideoAnnotator(annotate_to, fps_out, self.classes)
         empty = FaceTable.empty(task.path, len(self.classes), self.cfg.landmarks)
+        finished = False  # False when the consumer stops midway (an interrupt): the annotated video stays partial
         try:
             for item in _video_batches(self.engine, task, keep_images=writer is not None):
                 if isinstance(item, _VideoDone):
                     item.frames = item.frames_with_faces = 0  # counted batch by batch
+                    finished = True
                     yield item
                     continue
                 table, faces = item
                 if writer is not None:
                     writer.write_batch(table, faces)
                 yield _VideoDone(task.src, table, len(faces), sum(1 for f in faces if len(f.boxes)), final=False)
+            finished = True
         except FerkitError as exc:
+            finished = True
             yield _VideoDone(task.src, empty, 0, 0, False, _one_line(exc), None)
         except Exception as exc:  # noqa: BLE001 - keep what was analysed, say why it stopped
+            finished = True
             yield _VideoDone(task.src, empty, 0, 0, False, f"analysis failed: {_one_line(exc)}", None)
         finally:
             if writer is not None:
-                writer.close()
+                writer.close(complete=finished)
 
 
 # ================================================================================================ helpers

@@ -482,7 +482,8 @@ def _composite(color: np.ndarray, alpha: np.ndarray, background: tuple[int, int,
 
 def write_image(path: PathLike, image: np.ndarray, params: Sequence[int] = ()) -> None:
     """Write a BGR image to ``path`` (format from the extension) through Python's own file I/O, so any file name
-    works (``cv2.imwrite`` crashes on names that are not UTF-8). Raises :class:`OutputError`."""
+    works (``cv2.imwrite`` crashes on names that are not UTF-8), atomically (a stop midway leaves no half-written
+    image). Raises :class:`OutputError`."""
     from ferkit.errors import OutputError
 
     p = Path(os.fspath(path))
@@ -493,8 +494,12 @@ def write_image(path: PathLike, image: np.ndarray, params: Sequence[int] = ()) -
         ok = False
     if not ok:
         raise OutputError(f"cannot encode an image as {ext!r} for {p} (use .jpg or .png)")
+    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
     try:
-        p.write_bytes(buf.tobytes())
+        tmp.write_bytes(buf.tobytes())
+        os.replace(tmp, p)
     except OSError as exc:
         raise OutputError(f"cannot write {p}: {exc.strerror or exc}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
 
