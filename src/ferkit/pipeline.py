@@ -26,6 +26,9 @@ How it runs (plain CPU, no torch):
 * **Both cores**: a long video is cut into time ranges (chunks) that this process and ``workers - 1`` worker
   processes (each with one onnxruntime thread) analyse at the same time, each decoding its own range; the
   rows come back in order. Many photos are shared out the same way. Short inputs stay in this process.
+  Frames and times are those of one pass; values after a range start can differ slightly, because the range
+  detects its faces afresh where one pass follows them with the mesh (``workers=1`` for values that do not
+  depend on the number of processes).
 """
 
 from __future__ import annotations
