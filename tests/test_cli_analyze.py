@@ -296,3 +296,28 @@ def test_sigterm_keeps_and_names_the_partial_outputs(samples: Path, tmp_path: Pa
 
     cap = cv2.VideoCapture(str(tmp_path / "ann" / "WolfgangLanger_Pexels.partial.mp4"))
     assert cap.read()[0]
+
+
+def test_damaged_stretch_in_a_video_is_reported_and_frames_keep_their_numbers(samples: Path, tmp_path: Path,
+                                                                               capsys: pytest.CaptureFixture[str]
+                                                                               ) -> None:
+    data = bytearray((samples / "WolfgangLanger_Pexels.mp4").read_bytes())
+    rng = np.random.default_rng(0)  # garbage over 200 places in the middle of the file
+    for off in rng.integers(int(len(data) * 0.45), int(len(data) * 0.6), 200):
+        data[off:off + 50] = rng.integers(0, 256, 50, dtype=np.uint8).tobytes()
+    bad = tmp_path / "damaged.mp4"
+    bad.write_bytes(data)
+    from ferkit.io import iter_frames
+
+    stream = iter_frames(bad)
+    frames = [(f.index, f.time_s) for f in stream]
+    fps = stream.info.fps
+    assert stream.frames_lost > 0 and len(frames) + stream.frames_lost == 472
+    assert all(i == round(t * fps) for i, t in frames)  # numbers are those of the intact file
+    assert all(b[1] > a[1] for a, b in zip(frames, frames[1:]))  # in time order
+    out = tmp_path / "rows.csv"
+    assert run(bad, "-o", out) == 1
+    err = capsys.readouterr().err
+    assert f"{stream.frames_lost} damaged frames could not be decoded" in err
+    rows = pd.read_csv(out)
+    assert len(rows) == len(frames) and (rows["frame"] == (rows["time_s"] * fps).round()).all()

@@ -20,7 +20,8 @@ EPILOG = """examples:
 
 output columns: source, frame, time_s, face_id, x, y, w, h, det_score, emotion, sentiment,
 sentiment_score, sharpness, one probability per class (angry ... contempt), [landmarks: 468 [x, y] points]
-exit status: 0 all inputs analysed, 1 some failed or stopped early, 2 nothing analysed / usage error"""
+exit status: 0 all inputs analysed, 1 some failed, stopped early or had damaged frames, 2 nothing analysed /
+usage error, 130 / 143 interrupted (Ctrl-C / SIGTERM; rows so far kept as OUT.partial)"""
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -197,6 +198,8 @@ def run(args: argparse.Namespace) -> int:
                 statuses.append(item)
                 if not item.ok:
                     held.append(item)
+                elif item.frames_lost:  # analysed, but a damaged stretch of the video was skipped
+                    _warn(item.describe())
                 if len(statuses) > 1:
                     for h in held:
                         _warn(h.describe(), args.quiet and h.status == "partial")
@@ -233,9 +236,10 @@ def run(args: argparse.Namespace) -> int:
         else:
             print(f"ferkit: error: none of the {len(statuses)} inputs could be analysed", file=sys.stderr)
         return 2
-    failed = [s for s in statuses if not s.ok]
+    failed = [s for s in statuses if not s.ok or s.frames_lost]
     if failed and not args.quiet and len(statuses) > 1:
-        print(f"ferkit: {len(failed)} of {len(statuses)} inputs failed or stopped early", file=sys.stderr)
+        print(f"ferkit: {len(failed)} of {len(statuses)} inputs failed, stopped early or had damaged frames",
+              file=sys.stderr)
     return 1 if failed else 0
 
 

@@ -575,6 +575,7 @@ class _VideoDone:
     error: str | None = None
     stopped_at_s: float | None = None
     final: bool = True
+    frames_lost: int = 0  # frames of the range that could not be decoded (damaged stretches)
 
 
 def _analyze_image_task(engine: _Engine, task: _ImageTask) -> list[_ImageDone]:
@@ -680,7 +681,7 @@ def _video_batches(engine: _Engine, task: _VideoTask, keep_images: bool = False
             n_with += sum(1 for x in item[1] if len(x.boxes))
             yield item
     yield _VideoDone(task.src, FaceTable.empty(task.path, len(engine.classes), cfg.landmarks), n_frames, n_with,
-                     stream.complete, stream.error, stream.stopped_at_s)
+                     stream.complete, stream.error, stream.stopped_at_s, frames_lost=stream.frames_lost)
 
 
 def _video_range(engine: _Engine, task: _VideoTask) -> _VideoDone:
@@ -1157,6 +1158,7 @@ class Analyzer:
             status.frames += d.frames
             status.frames_with_faces += d.frames_with_faces
             status.faces += len(d.table)
+            status.frames_lost += d.frames_lost
             if len(d.table):
                 if self.tracker is not None:
                     d.table.face_id = np.asarray(self.tracker.assign(d.table), np.int32)

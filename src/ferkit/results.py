@@ -76,7 +76,8 @@ class SourceStatus:
 
     ``status``: ``ok`` (faces found), ``no_face`` (analysed, no face), ``partial`` (a video that stopped early:
     the rows up to ``stopped_at_s`` are kept, ``reason`` says why) or ``failed`` (nothing analysed, ``reason``).
-    ``frames``: frames analysed; ``frames_with_faces``; ``faces``: rows produced.
+    ``frames``: frames analysed; ``frames_with_faces``; ``faces``: rows produced; ``frames_lost``: frames of a
+    damaged video that could not be decoded (skipped; the others keep their own frame numbers).
     """
 
     source: str
@@ -88,6 +89,7 @@ class SourceStatus:
     faces: int = 0
     stopped_at_s: float | None = None
     duration_s: float | None = None
+    frames_lost: int = 0
 
     @property
     def ok(self) -> bool:
@@ -106,7 +108,9 @@ class SourceStatus:
             at = f"{self.stopped_at_s:.1f} s" if self.stopped_at_s is not None else "the start"
             of = f" of {self.duration_s:.1f} s" if self.duration_s else ""
             return f"{self.source}: {what}; stopped at {at}{of}: {self.reason}"
-        return f"{self.source}: {what}" if self.faces else f"{self.source}: no face"
+        lost = (f"; {self.frames_lost} damaged frame{'s' if self.frames_lost != 1 else ''} could not be decoded "
+                "(skipped)") if self.frames_lost else ""
+        return (f"{self.source}: {what}" if self.faces else f"{self.source}: no face") + lost
 
 
 # ================================================================================================ tables

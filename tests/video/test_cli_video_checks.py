@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from ferkit.cli import main
 
@@ -17,9 +18,10 @@ def test_report_exit_codes_follow_analyze(samples, tmp_path, capsys):
     assert main(["report", str(tmp_path / "bad.mp4"), str(samples / "single_face.mp4"), "--fps", "5",
                  "-o", str(tmp_path / "r2.html"), "-q"]) == 1
     capsys.readouterr()
-    assert main(["report", str(samples / "single_face.mp4"), "--fps", "5", "--interval", "0",
-                 "-o", str(tmp_path / "r3.html"), "-q"]) == 2
-    assert "interval must be > 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:  # a usage error, before any work
+        main(["report", str(samples / "single_face.mp4"), "--fps", "5", "--interval", "0",
+              "-o", str(tmp_path / "r3.html"), "-q"])
+    assert e.value.code == 2 and "--interval: expected a number > 0" in capsys.readouterr().err
 
 
 def test_analyze_refuses_bad_summary_before_any_work(samples, tmp_path, capsys):

@@ -102,6 +102,8 @@ def analyze_file(path: str, options: dict[str, Any]) -> FileResult:
         if status is None:  # pragma: no cover - the pipeline always reports a status
             raise RuntimeError("no status reported")
         res.kind, res.status, res.reason = status.kind, status.status, status.reason
+        if status.frames_lost and res.reason is None:
+            res.reason = f"{status.frames_lost} damaged frames could not be decoded (skipped)"
         res.frames, res.faces = status.frames, status.faces
         if frames:
             import pandas as pd

@@ -149,6 +149,7 @@ class FrameStream(Iterator[Frame]):
             (the place to resume from), ``None`` before the first frame.
         error: why reading stopped early (``None`` when complete).
         decode_errors: packets that could not be decoded and were skipped.
+        frames_lost: frames that could not be decoded (skipped packets, or gaps in the time stamps).
     """
 
     def __init__(self, path: PathLike, *, every: int = 1, fps: float | None = None, start: float | None = None,
@@ -207,6 +208,11 @@ class FrameStream(Iterator[Frame]):
         return self._backend.decode_errors
 
     @property
+    def frames_lost(self) -> int:
+        """Frames of the range that could not be decoded (damaged packets, or gaps in the time stamps)."""
+        return max(self._backend.frames_lost, self._backend.decode_errors)
+
+    @property
     def expected_end_s(self) -> float | None:
         """End of the requested range: ``end`` or the container's duration (``None`` if unknown)."""
         d = self.info.duration_s if self.info.duration_s > 0 else None
@@ -223,7 +229,7 @@ class FrameStream(Iterator[Frame]):
             at = self.stopped_at_s or 0.0
             return f"{name}: reading, at {at:.1f} s{of} ({self.frames_decoded} frames)"
         if self.complete:
-            extra = f", {self.decode_errors} damaged packets skipped" if self.decode_errors else ""
+            extra = f", {self.frames_lost} damaged frames skipped" if self.frames_lost else ""
             return (f"{name}: read {self.frames_decoded} frames up to {self.stopped_at_s or 0.0:.1f} s{of}"
                     f" ({self.frames_yielded} kept{extra})")
         return f"{name}: analysed up to {self.stopped_at_s or 0.0:.1f} s{of}: {self.error}"
@@ -374,6 +380,7 @@ class _BaseBackend:
     info: VideoInfo
     error: str | None = None
     decode_errors = 0
+    frames_lost = 0  # frames missing between decoded ones (a damaged stretch), where time stamps tell
     duration_exact = True  # the duration is the video stream's own (not the longest stream's)
 
     def frames(self, start: float | None) -> Iterator[tuple[int, float, Any]]:
@@ -526,6 +533,8 @@ class _PyAVBackend(_BaseBackend):
     def frames(self, start: float | None) -> Iterator[tuple[int, float, Any]]:
         seeked = bool(start) and self._seek(float(start or 0.0))
         index = -1
+        prev_t: float | None = None  # constant-rate video: a gap in the time stamps is a stretch of lost frames
+        prev_index = -1
         offset: int | None = None  # after a seek in a variable-rate video: frames before the first one decoded
         checked = not seeked
         while True:
@@ -551,8 +560,18 @@ class _PyAVBackend(_BaseBackend):
                 offset = self._frames_before(frame.pts)
             if offset is not None:
                 yield offset + index, t, frame
-            else:
-                yield (round(t * self.fps) if seeked and self.fps else index), t, frame
+                continue
+            if self.fps and not self.vfr and frame.pts is not None:
+                if prev_t is not None:
+                    step = round((t - prev_t) * self.fps)
+                    if step < 1:  # back in time: a damaged stretch decoded out of order; its frames count as lost
+                        index -= 1
+                        continue
+                    if step > 1:  # a stretch that never came out (damaged): the frames after it keep their numbers
+                        self.frames_lost += step - 1
+                        index = prev_index + step
+                prev_t, prev_index = t, index
+            yield (round(t * self.fps) if seeked and self.fps else index), t, frame
 
     def to_bgr(self, raw: Any) -> np.ndarray:
         frame = raw
