@@ -27,9 +27,10 @@ def test_report_exit_codes_follow_analyze(samples, tmp_path, capsys):
 def test_analyze_refuses_bad_summary_before_any_work(samples, tmp_path, capsys):
     assert main(["analyze", str(samples / "single_face.mp4"), "--summary", str(tmp_path / "s.xlsx"), "-q"]) == 2
     assert "cannot tell the output format" in capsys.readouterr().err
-    assert main(["analyze", str(samples / "single_face.mp4"), "--summary", str(tmp_path / "s.csv"),
-                 "--min-quality", "3", "-q"]) == 2
-    assert "min_quality must be in [0, 1]" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:  # a usage error, before any work
+        main(["analyze", str(samples / "single_face.mp4"), "--summary", str(tmp_path / "s.csv"),
+              "--min-quality", "3", "-q"])
+    assert e.value.code == 2 and "--min-quality: expected a number in [0, 1]" in capsys.readouterr().err
 
 
 def test_evaluate_a_parquet_summary_and_quality_filtered_counts(samples, tmp_path, capsys):
