@@ -21,3 +21,11 @@ def test_load_and_list_shipped_models():
 def test_lazy_submodules():
     assert ferkit.video.VideoAnalytics is not None
     assert "analyze" in dir(ferkit)
+
+
+@pytest.mark.parametrize("kwargs", [{"workers": 0}, {"workers": -3}, {"workers": 1.5}, {"max_pixels": 0}])
+def test_analyzer_refuses_bad_settings_when_made(kwargs):
+    from ferkit.errors import InputError
+
+    with pytest.raises(InputError, match=next(iter(kwargs))):
+        ferkit.Analyzer(**kwargs)

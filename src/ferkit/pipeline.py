@@ -141,6 +141,8 @@ class _Config:
             raise InputError(f"min_presence must be in [0, 1], got {self.min_presence!r}")
         if self.batch_size < 1:
             raise InputError(f"batch_size must be >= 1, got {self.batch_size!r}")
+        if self.max_pixels is not None and not self.max_pixels >= 1:
+            raise InputError(f"max_pixels must be >= 1 (or None: no limit), got {self.max_pixels!r}")
 
 
 # ================================================================================================ engine
@@ -891,6 +893,8 @@ class Analyzer:
         self.cfg.check()
         self.sentiment_map = sentiment_map
         self.tracker = tracker
+        if workers is not None and (int(workers) != workers or workers < 1):
+            raise InputError(f"workers must be a positive integer (or None: the CPU cores), got {workers!r}")
         self.workers = int(workers) if workers is not None else min(os.cpu_count() or 1, 4)
         self._runner: _Runner | None = None
         self._engine: _Engine | None = _Engine(self.cfg)  # load now: an unknown model or detector fails here

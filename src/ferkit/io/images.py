@@ -251,7 +251,7 @@ def _decode_pil(im: PILImage.Image, get_bytes: Callable[[], np.ndarray], name: s
     if max_decode_pixels is not None and dw * dh > max_decode_pixels:
         raise InputError(
             f"image {name} is too large to decode: {w}x{h} ({w * h / 1e6:.0f} MP) {fmt or ''} exceeds the "
-            f"{max_decode_pixels / 1e6:.0f} MP limit (downscale the file, or raise max_decode_pixels)"
+            f"{max_decode_pixels / 1e6:.0f} MP limit for a full decode (downscale the file first)"
         )
 
     arr = _decode_fast(get_bytes, im) if target is None else None

@@ -69,7 +69,8 @@ def sink_format(path: str | os.PathLike[str], format: str | None = None) -> Sink
         return FORMAT_BY_EXTENSION[ext]
     except KeyError:
         raise OutputError(f"cannot tell the output format of {os.fspath(path)!r} from its extension; "
-                          "use .csv, .tsv, .jsonl, .ndjson, .json or .parquet (or pass format=)") from None
+                          "use .csv, .tsv, .jsonl, .ndjson, .json or .parquet "
+                          "(or give the format: --format, format=)") from None
 
 
 def write_rows(rows: Rows, path: str | os.PathLike[str], *, format: str | None = None,
