@@ -121,7 +121,13 @@ def cmd_report(args: argparse.Namespace) -> int:
 
         from ferkit.video import read_rows
 
-        df = pd.concat([read_rows(i) for i in args.inputs], ignore_index=True)
+        df = pd.concat([_rows_with_findable_sources(read_rows(i), i) for i in args.inputs], ignore_index=True)
+        if not args.no_thumbnails:
+            missing = sorted({str(x) for x in df["source"].unique() if not Path(str(x)).is_file()})
+            if missing and not args.quiet:
+                shown = ", ".join(missing[:5]) + (f" (and {len(missing) - 5} more)" if len(missing) > 5 else "")
+                print(f"ferkit: warning: no thumbnails for {len(missing)} source{'s' if len(missing) != 1 else ''}"
+                      f" not found as files: {shown}", file=sys.stderr)
         va = VideoAnalytics.from_frame(df, **opts)
     else:
         from ferkit.pipeline import Analyzer
@@ -141,6 +147,21 @@ def cmd_report(args: argparse.Namespace) -> int:
     if failed:  # as `ferkit analyze`: 1 some inputs failed or stopped early, 2 none could be analysed
         return 1 if analysed else 2
     return 0
+
+
+def _rows_with_findable_sources(df: Any, rows_file: str) -> Any:
+    """Relative sources that are not found from the current folder but are from the rows file's folder (a table
+    written elsewhere) are rewritten to that path, so their videos can be re-read for thumbnails."""
+    base = Path(rows_file).resolve().parent
+    fixed = {}
+    for src in df["source"].unique():
+        p = Path(str(src))
+        if not p.is_absolute() and not p.exists() and (base / p).is_file():
+            fixed[src] = str(base / p)
+    if fixed:
+        df = df.copy()
+        df["source"] = df["source"].map(lambda x: fixed.get(x, x))
+    return df
 
 
 def check_outputs(opts: dict[str, Any], summary: str | None, report: str | None = None) -> None:

@@ -78,3 +78,20 @@ def test_empty_results_have_the_same_summary_columns(samples):
     empty = ferkit.analyze([]).summary(by="video")
     full = ferkit.analyze(samples / "single_face.mp4", fps=2).summary(by="video")
     assert list(empty.columns) == list(full.columns) and len(empty) == 0
+
+
+def test_report_from_rows_written_elsewhere_finds_its_videos(samples, tmp_path, capsys, monkeypatch):
+    import shutil
+
+    shutil.copyfile(samples / "single_face.mp4", tmp_path / "clip.mp4")
+    monkeypatch.chdir(tmp_path)
+    assert main(["analyze", "clip.mp4", "--fps", "5", "-o", "rows.csv", "-q", "--workers", "1"]) == 0
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path / "sub")  # the rows name clip.mp4 relative to their own folder
+    assert main(["report", "../rows.csv", "-o", "rep/index.html", "-q"]) == 0
+    pages = "".join(p.read_text() for p in (tmp_path / "sub" / "rep").glob("*.html"))
+    assert "could not be re-read" not in pages and "peak moments" in pages
+    (tmp_path / "clip.mp4").unlink()
+    capsys.readouterr()
+    assert main(["report", "../rows.csv", "-o", "rep2/index.html"]) == 0
+    assert "no thumbnails for 1 source not found as files: clip.mp4" in capsys.readouterr().err
