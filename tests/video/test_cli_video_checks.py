@@ -17,6 +17,8 @@ def test_report_exit_codes_follow_analyze(samples, tmp_path, capsys):
     assert main(["report", str(tmp_path / "bad.mp4"), "-o", str(tmp_path / "r.html"), "-q"]) == 2
     assert main(["report", str(tmp_path / "bad.mp4"), str(samples / "single_face.mp4"), "--fps", "5",
                  "-o", str(tmp_path / "r2.html"), "-q"]) == 1
+    index = (tmp_path / "r2.html").read_text()
+    assert "failed<br><span class='sub'>cannot open video" in index  # the index says why
     capsys.readouterr()
     with pytest.raises(SystemExit) as e:  # a usage error, before any work
         main(["report", str(samples / "single_face.mp4"), "--fps", "5", "--interval", "0",

@@ -154,6 +154,8 @@ def _video_page(va: Any, source: str, thumbnails: bool, title: str | None, back:
     if not len(df) or vrow is None or not vrow["rows"]:
         why = {"failed": "the video could not be analysed", "partial": "the analysis stopped early"}.get(
             status, "no face was found in this video")
+        if _reason(va, source):
+            why += f" ({_reason(va, source)})"
         if len(df) and vrow is not None:
             why = "every face was below the quality threshold"
         parts.append(f"<div class='empty'><b>No faces to report:</b> {_esc(why)}. The timeline is empty.</div>")
@@ -215,6 +217,14 @@ def _verdict_doc(method: str) -> str:
             "weighted": "highest mean probability with neutral down-weighted"}.get(method, method)
 
 
+def _reason(va: Any, source: str) -> str | None:
+    """Why a video failed or stopped early (its status's reason), if known."""
+    for s in va.statuses:
+        if s.source == source and getattr(s, "reason", None):
+            return str(s.reason)
+    return None
+
+
 def _duration(va: Any, source: str) -> float | None:
     for s in va.statuses:
         if s.source == source and getattr(s, "duration_s", None):
@@ -230,7 +240,9 @@ def _index_page(va: Any, pages: dict[str, str], title: str | None) -> str:
              "<th>face-frames</th><th class='l'>verdict</th><th class='l'>sentiment</th><th>score</th></tr>"]
     for r in vs.to_dict("records"):
         link = f"<a href='{_esc(pages.get(r['source'], ''))}'>{_esc(Path(r['source']).name)}</a>"
-        parts.append(f"<tr><td class='l'>{link}</td><td class='l'>{_esc(r['status'])}</td><td>{r['tracks']}</td>"
+        why = _reason(va, r["source"]) if r["status"] in ("failed", "partial") else None
+        status = _esc(r["status"]) + (f"<br><span class='sub'>{_esc(why)}</span>" if why else "")
+        parts.append(f"<tr><td class='l'>{link}</td><td class='l'>{status}</td><td>{r['tracks']}</td>"
                      f"<td>{int(r['rows'])}</td><td class='l'>{_fmt(r['verdict'])}</td>"
                      f"<td class='l'>{_sent_tag(r['sentiment'])}</td><td>{_fmt(r['sentiment_score'])}</td></tr>")
     parts.append("</table>")
