@@ -79,15 +79,18 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
     if args.engine == "local" and args.scheduler:
         print("ferkit: warning: --scheduler is only used with --engine dask", file=sys.stderr)
+    if args.engine == "dask" and args.workers:
+        print("ferkit: warning: --workers is not used with --engine dask (the cluster's workers run the files)",
+              file=sys.stderr)
     summary = run_batch(args.inputs, args.output, options=batch_options(args), engine=args.engine,
                         workers=args.workers, scheduler=args.scheduler, use_hash=args.hash,
                         retry_failed=args.retry_failed, recursive=not args.no_recursive, progress=not args.quiet,
                         prune_missing=args.prune_missing)
-    if not args.quiet or summary.failed:
+    if not args.quiet or summary.failed or summary.missing:
         print(summary.describe(), file=sys.stderr)
     if summary.total and summary.failed == summary.total and not summary.partial:
         return 2  # nothing analysed at all; a partial result (e.g. a truncated video) still has rows
-    return 1 if summary.failed else 0
+    return 1 if summary.failed or summary.missing else 0
 
 
 # ================================================================================================ search / tag

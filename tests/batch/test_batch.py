@@ -246,3 +246,55 @@ def test_symlinked_folder_is_the_same_inputs_and_deleted_inputs_can_be_pruned(sa
     shutil.rmtree(other)  # a folder missing as a whole (an unmounted drive looks the same): its results stay
     s = run_batch([folder], out, workers=1, prune_missing=True)
     assert s.pruned == 0 and str(other / "kept.jpg") in set(read_archive(out)["source"])
+
+
+def test_ctrl_c_to_the_whole_group_stops_cleanly_and_leaves_a_status_table(samples, tmp_path):
+    """SIGINT to driver and workers alike (a terminal's Ctrl-C): a quiet stop with status 130, no worker
+    traceback, no hang, and status.csv lists what was finished."""
+    inputs = make_inputs(samples, tmp_path / "in", copies=4)
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    cmd = [sys.executable, "-m", "ferkit", "batch", str(inputs), "-o", str(out), "--workers", "2", "-q"]
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    log = out / "status.jsonl"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        if log.is_file() and log.read_bytes().count(b"\n") >= 2:
+            break
+        time.sleep(0.05)
+    if proc.poll() is not None:
+        pytest.skip("the job finished before it could be interrupted")
+    os.killpg(proc.pid, signal.SIGINT)
+    try:
+        _, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        pytest.fail("the interrupted batch hung")
+    assert proc.returncode == 130 and err.strip() == "ferkit: interrupted", err
+    table = pd.read_csv(out / "status.csv")
+    assert len(table) == len(Archive(out, create=False).records()) >= 2
+
+
+def test_named_inputs_that_go_missing_keep_their_results(samples, tmp_path, capsys):
+    """Files named directly or in a list (e.g. on a drive that is not mounted now) keep their results until a
+    --prune-missing run finds their folder without them."""
+    from ferkit.cli import main
+
+    drive = tmp_path / "drive"
+    drive.mkdir()
+    shutil.copyfile(samples / "single_face.jpg", drive / "a.jpg")
+    shutil.copyfile(samples / "multi_face.jpg", drive / "b.jpg")
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"{drive / 'a.jpg'}\n{drive / 'b.jpg'}\n")
+    out = tmp_path / "out"
+    assert main(["batch", f"@{listing}", "-o", str(out), "--workers", "1", "-q"]) == 0
+    rows = len(read_archive(out))
+    drive.rename(tmp_path / "unmounted")
+    capsys.readouterr()
+    assert main(["batch", f"@{listing}", "-o", str(out), "--workers", "1", "-q", "--prune-missing"]) == 1
+    assert "2 inputs not found now: their earlier results are kept" in capsys.readouterr().err
+    assert len(read_archive(out)) == rows and len(list((out / "parts").iterdir())) == 2
+    drive.mkdir()  # the folder is back, without the files: deleted, so pruned
+    s = run_batch([f"@{listing}"], out, workers=1, prune_missing=True)
+    assert s.pruned == 2 and not list((out / "parts").iterdir())

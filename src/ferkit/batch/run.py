@@ -9,6 +9,7 @@ writer of the job folder, so workers need read access to the inputs but none to 
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import json
 import os
 import sys
@@ -41,6 +42,7 @@ class BatchSummary:
     partial: int = 0  # of ``failed``: analysed in part (e.g. a truncated video), rows kept
     rows: int = 0
     pruned: int = 0  # results of earlier inputs dropped because their files are gone (``prune_missing``)
+    missing: int = 0  # named inputs (directly or in a list) not found now whose earlier results are kept
     seconds: float = 0.0
     failures: list[tuple[str, str]] = field(default_factory=list)
 
@@ -57,6 +59,9 @@ class BatchSummary:
                  f"{self.skipped} already done; {self.rows} rows"
                  + (f"; dropped the results of {self.pruned} deleted input{'s' if self.pruned != 1 else ''}"
                     if self.pruned else "")]
+        if self.missing:
+            lines.append(f"  {self.missing} input{'s' if self.missing != 1 else ''} not found now: "
+                         "their earlier results are kept (--prune-missing drops those of deleted files)")
         by_reason = Counter(_reason_class(r) for _, r in self.failures)
         for reason, n in by_reason.most_common(max_reasons):
             example = next(s for s, r in self.failures if _reason_class(r) == reason)
@@ -118,6 +123,17 @@ class _LocalEngine:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def abort(self) -> None:
+        """Stop now (an interrupt): cancel what is queued and end the workers midway through their files."""
+        procs = list((getattr(self._pool, "_processes", None) or {}).values())
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        for proc in procs:
+            with contextlib.suppress(Exception):
+                proc.terminate()
+        for proc in procs:
+            with contextlib.suppress(Exception):
+                proc.join(5)
 
 
 class _DaskEngine:
@@ -181,6 +197,7 @@ def run_batch(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[s
     Returns the :class:`BatchSummary`.
     """
     from ferkit.io import expand_sources
+    from ferkit.io.sources import NOT_FOUND
 
     options = dict(options or {})
     model_id = _model_identity(str(options.get("model") or "default"))
@@ -191,10 +208,15 @@ def run_batch(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[s
         records = arch.records()
         todo: list[_Todo] = []
         seen: list[str] = []
+        missing: list[str] = []
         for src in expand_sources(list(inputs), recursive=recursive):
             name = os.path.realpath(os.fspath(src.path))
             seen.append(name)
             if src.error is not None:
+                old = records.get(name)
+                if src.error == NOT_FOUND and old is not None and old.status != "failed":
+                    missing.append(name)  # e.g. an unmounted drive: the earlier results stay
+                    continue
                 rec = StatusRecord(name, src.kind or "image", "failed", f"{src.path}: {src.error}",
                                    finished_at=time.time())
                 old = records.get(name)
@@ -219,16 +241,20 @@ def run_batch(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[s
             # Only files deleted from a folder that is still there: an unmounted drive or a missing folder
             # (everything under it looks deleted) keeps its results.
             gone = [s for s in records
-                    if s not in listed and not os.path.lexists(s) and os.path.isdir(os.path.dirname(s))]
+                    if (s not in listed or s in missing) and not os.path.lexists(s)
+                    and os.path.isdir(os.path.dirname(s))]
             for s in gone:
                 del records[s]
             summary.pruned = len(gone)
+        summary.missing = sum(1 for s in missing if s in records)
         arch.collect_garbage(records)  # parts no record refers to: left by a kill, superseded or pruned
         arch.write_job({"options": options, "options_digest": digest, "engine": engine, "updated": time.time()})
-        if todo:
-            _analyse(arch, records, todo, options, engine, workers, scheduler, client, progress, on_record)
+        try:
+            if todo:
+                _analyse(arch, records, todo, options, engine, workers, scheduler, client, progress, on_record)
+        finally:  # an interrupted run leaves a status table of what it finished, too
+            arch.write_status_table(records)
         summary.analysed = len(todo)
-        arch.write_status_table(records)
     for name in dict.fromkeys(seen):
         rec = records.get(name)
         if rec is None:
@@ -326,6 +352,11 @@ def _analyse(arch: Archive, records: dict[str, StatusRecord], todo: list[_Todo],
                     failed += not rec.ok
                     bar.set_postfix_str(f"failed {failed}", refresh=False)
                     bar.update(1)
+    except BaseException:
+        abort = getattr(eng, "abort", None)  # an interrupt: finished files are recorded; stop the rest now
+        if abort is not None:
+            abort()
+        raise
     finally:
         if bar is not None:
             bar.close()

@@ -46,10 +46,14 @@ def options_digest(options: dict[str, Any]) -> str:
 
 
 def init_worker() -> None:
-    """Process-pool initializer: one OpenCV thread (onnxruntime sessions use one intra-op thread already), and a
+    """Process-pool initializer: one OpenCV thread (onnxruntime sessions use one intra-op thread already), Ctrl-C
+    ignored (a worker interrupted inside the task queue would hang the pool; the driver stops the workers), and a
     watchdog that ends the worker when the batch process that started it is gone (killed, not shut down)."""
+    import signal
+
     import cv2
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C (sent to the whole group) is the driver's to handle
     cv2.setNumThreads(1)
     parent = os.getppid()
 
