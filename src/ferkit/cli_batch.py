@@ -178,7 +178,7 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="HTTP service and web page (needs the [serve] extra)",
                        description="POST /v1/analyze, GET /healthz, the web page at /, OpenAPI docs at /docs.")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--port", type=_port, default=8000, help="TCP port (default 8000; 0: any free port)")
     p.add_argument("--token", help="require 'Authorization: Bearer TOKEN' (default: $FERKIT_TOKEN)")
     p.add_argument("--workers", type=_positive_int, default=1, metavar="N", help="analyzers serving in parallel")
     p.add_argument("--max-upload-mb", type=_positive_float, default=25.0)
@@ -187,6 +187,16 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--video-fps", type=_positive_float, default=5.0, help="video frames analysed per second")
     p.add_argument("--model", help="expression model: shipped name or path to .onnx")
     p.set_defaults(func=cmd_serve)
+
+
+def _port(v: str) -> int:
+    try:
+        n = int(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number 0-65535, got {v!r}") from None
+    if not 0 <= n <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number 0-65535, got {v!r}")
+    return n
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -206,5 +216,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
                              options={"model": args.model} if args.model else {})
     if args.host not in ("127.0.0.1", "localhost", "::1") and not token:
         print("ferkit: warning: serving on a non-loopback address without --token", file=sys.stderr)
+    import socket
+
+    try:  # a taken port or an address not on this machine: a clear error before the server starts
+        with socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((args.host, args.port))
+    except OSError as exc:
+        from ferkit.errors import FerkitError
+
+        raise FerkitError(f"cannot serve on {args.host}:{args.port}: {exc.strerror or exc}") from None
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
     return 0

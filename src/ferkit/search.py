@@ -198,12 +198,20 @@ def write_sidecars(root: str | os.PathLike[str], *, out_dir: str | os.PathLike[s
     if not suffix or not suffix.strip() or any(c in suffix for c in "/\\\0") or suffix in (".", ".."):
         raise InputError(f"sidecar suffix {suffix!r} must be a non-empty file-name ending such as .ferkit.json "
                          "(a sidecar must never replace its photo)")
+    from ferkit.io.media import MEDIA_EXTENSIONS
+
+    if "." in suffix and "." + suffix.rsplit(".", 1)[1].lower() in MEDIA_EXTENSIONS:
+        raise InputError(f"sidecar suffix {suffix!r} ends like an image or video: the next batch would take the "
+                         "sidecars for photos; use an ending such as .ferkit.json")
     import pyarrow.parquet as pq
 
     arch = Archive(root, create=False)
     written, problems = 0, []
     for rec in sorted(arch.records().values(), key=lambda r: r.source):
         if rec.kind != "image" or rec.status not in ("ok", "no_face"):
+            continue
+        if not os.path.isfile(rec.source):  # moved or deleted since the batch: no sidecar for a photo not there
+            problems.append(f"a sidecar for {printable(rec.source)}: the photo is not there now (moved or deleted?)")
             continue
         faces: list[dict[str, Any]] = []
         tags: set[str] = {f"faces/{rec.faces}"}

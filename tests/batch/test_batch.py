@@ -298,3 +298,18 @@ def test_named_inputs_that_go_missing_keep_their_results(samples, tmp_path, caps
     drive.mkdir()  # the folder is back, without the files: deleted, so pruned
     s = run_batch([f"@{listing}"], out, workers=1, prune_missing=True)
     assert s.pruned == 2 and not list((out / "parts").iterdir())
+
+
+@pytest.mark.parametrize("argv", [["--model", "nosuch"], ["--detector", "nosuch"],
+                                  ["--engine", "dask", "--scheduler", "garbage"]])
+def test_bad_model_detector_or_scheduler_stop_before_any_input(samples, tmp_path, capsys, argv):
+    from ferkit.cli import main
+
+    if "dask" in argv:
+        pytest.importorskip("dask.distributed")
+    out = tmp_path / "out"
+    assert main(["batch", str(samples / "single_face.jpg"), "-o", str(out), "-q", *argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("ferkit: error:"), err
+    if "dask" not in argv:
+        assert not out.exists()  # nothing recorded: the inputs did not fail, the settings did

@@ -69,7 +69,8 @@ def test_tag_never_replaces_the_photo(local_job, tmp_path):
 
 
 def test_tag_leaves_other_files_alone(samples, tmp_path):
-    """A sidecar name that is already another file (here: another photo of the archive) is not overwritten."""
+    """A sidecar name that is already another file is not overwritten; a media-like suffix is refused; a photo
+    deleted since the batch gets no sidecar (and is named)."""
     import shutil
 
     from ferkit.batch import run_batch
@@ -77,12 +78,21 @@ def test_tag_leaves_other_files_alone(samples, tmp_path):
     ph = tmp_path / "ph"
     ph.mkdir()
     shutil.copyfile(samples / "single_face.jpg", ph / "p.jpg")
-    shutil.copyfile(samples / "multi_face.jpg", ph / "p.jpg.png")
+    shutil.copyfile(samples / "multi_face.jpg", ph / "q.jpg")
+    (ph / "p.jpg.ferkit.json").write_text('{"mine": true}')
     run_batch([ph], tmp_path / "res", workers=1)
-    before = (ph / "p.jpg.png").read_bytes()
-    n, problems = write_sidecars(tmp_path / "res", suffix=".png")
-    assert (ph / "p.jpg.png").read_bytes() == before
-    assert any("not a ferkit sidecar" in p for p in problems)
-    n2, problems2 = write_sidecars(tmp_path / "res")  # the usual suffix: written, then rewritten in place
+    n, problems = write_sidecars(tmp_path / "res")
+    assert (ph / "p.jpg.ferkit.json").read_text() == '{"mine": true}'
+    assert n == 1 and any("not a ferkit sidecar" in p for p in problems)
+    (ph / "p.jpg.ferkit.json").unlink()
+    n2, problems2 = write_sidecars(tmp_path / "res")  # written, then rewritten in place
     n3, problems3 = write_sidecars(tmp_path / "res")
     assert n2 == n3 == 2 and not problems2 and not problems3
+    for bad in (".jpg", ".x.PNG", ".mp4"):
+        with pytest.raises(InputError, match="ends like an image or video"):
+            write_sidecars(tmp_path / "res", suffix=bad)
+    (ph / "q.jpg").unlink()
+    (ph / "q.jpg.ferkit.json").unlink()
+    n4, problems4 = write_sidecars(tmp_path / "res")
+    assert n4 == 1 and not (ph / "q.jpg.ferkit.json").exists()
+    assert any("not there now" in p for p in problems4)

@@ -7,6 +7,7 @@ import os
 import tempfile
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from .conftest import TOKEN
@@ -157,3 +158,19 @@ def test_chunked_upload_over_the_limit_is_413(client):
     r = client.post("/v1/analyze", headers={**AUTH, "Content-Type": f"multipart/form-data; boundary={boundary}"},
                     content=chunks())
     assert r.status_code == 413 and "too large" in r.json()["detail"]
+
+
+def test_serve_port_errors_are_clean(capsys):
+    import socket
+
+    from ferkit.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["serve", "--port", "99999"])
+    assert e.value.code == 2 and "expected a port number 0-65535" in capsys.readouterr().err
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", "--port", str(port)]) == 2
+    assert f"cannot serve on 127.0.0.1:{port}" in capsys.readouterr().err

@@ -149,7 +149,7 @@ class _DaskEngine:
         self._own = client is None
         try:
             self.client = client if client is not None else Client(scheduler, timeout="20s")
-        except OSError as exc:
+        except (OSError, ValueError, TypeError) as exc:  # unreachable, or not an address ("missing port number")
             raise InputError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
         self.slots = max(1, sum(self.client.nthreads().values()))
 
@@ -200,6 +200,7 @@ def run_batch(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[s
     from ferkit.io.sources import NOT_FOUND
 
     options = dict(options or {})
+    _check_models(options)  # an unknown model or detector stops here, not as a failure of every input
     model_id = _model_identity(str(options.get("model") or "default"))
     digest = options_digest({**options, "model_sha256": model_id})  # new weights in the same file redo the inputs
     t0 = time.perf_counter()
@@ -270,6 +271,16 @@ def run_batch(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[s
             summary.failures.append((name, rec.reason or rec.status))
     summary.seconds = time.perf_counter() - t0
     return summary
+
+
+def _check_models(options: dict[str, Any]) -> None:
+    from ferkit.face.detect import list_detectors
+    from ferkit.inference.model import resolve_model
+
+    resolve_model(str(options.get("model") or "default"))  # ModelError (a FerkitError) when unknown
+    detector = options.get("detector")
+    if detector is not None and detector not in list_detectors():
+        raise InputError(f"unknown face detector {detector!r}; known detectors: {', '.join(list_detectors())}")
 
 
 def _model_identity(model: str) -> str:
