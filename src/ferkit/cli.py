@@ -137,7 +137,8 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default="default", help="shipped model name or path to a .onnx file")
     p.add_argument("--data", default="ferplus", help="ferplus | fer2013 | npz folder | CSV | image folder")
     p.add_argument("--data-dir", help=DATA_DIR_HELP)
-    p.add_argument("--split", default="test", help="train | val | test")
+    p.add_argument("--split", default="test",
+                   help="train | val | test (default test; a path,label CSV without a split column is one list)")
     p.add_argument("--flip", action="store_true", help="horizontal-flip test-time augmentation")
     p.add_argument("--json", action="store_true", help="JSON on stdout instead of a markdown table")
     p.add_argument("--confusion", metavar="PNG", help="write the confusion matrix plot here")

@@ -143,6 +143,13 @@ def test_path_csv(tmp_path):
     p.write_text("path,label\ntrain/happy/0.png,happy\ntrain/neutral/1.png,neutral\n")
     fs = load_path_csv(p)
     assert len(fs) == 2 and list(fs.classes) == ["happy", "neutral"]
+    assert fs.source.endswith("(all rows: no split column)")  # reports say so instead of naming a split
+    from ferkit.evaluation.evaluate import _split_label
+
+    assert _split_label({"source": fs.source, "split": "val"}) == "(all rows)"
+    p.write_text("path,label\ntrain/happy/0.png,happy\nmissing.png,neutral\ntrain/neutral/1.png,neutral\n")
+    fs = load_path_csv(p)  # a missing file is skipped and counted
+    assert len(fs) == 2 and fs.excluded["unreadable images"] == 1
     bad = tmp_path / "bad.csv"
     bad.write_text("file,class\nx,y\n")
     with pytest.raises(DatasetError, match="path,label"):

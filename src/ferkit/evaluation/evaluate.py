@@ -79,10 +79,15 @@ def _load_exclusions(rep: dict[str, Any]) -> str:
     return "; dropped on load: " + ", ".join(f"{k} {v}" for k, v in dropped.items()) if dropped else ""
 
 
+def _split_label(rep: dict[str, Any]) -> str:
+    """The split, or ``(all rows)`` for a list without splits (a path CSV without a split column)."""
+    return "(all rows)" if "no split column" in str(rep.get("source", "")) else str(rep.get("split", ""))
+
+
 def markdown_table(rep: dict[str, Any]) -> str:
     """The seeds' table: per-class top-1 / top-2 with mean and variance across classes."""
     lines = [
-        f"**{rep.get('data', '')} {rep.get('split', '')}**: accuracy {rep['accuracy']:.4f}, "
+        f"**{rep.get('data', '')} {_split_label(rep)}**: accuracy {rep['accuracy']:.4f}, "
         f"macro-F1 {rep['macro_f1']:.4f}, ECE {rep['ece']:.4f}, n = {rep['n']} "
         f"(excluded {rep['n_excluded']}{_load_exclusions(rep)})"
         + (f"; the model's {', '.join(rep['model_classes_left_out'])} probabilities left out and the rest "

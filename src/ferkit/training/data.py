@@ -187,7 +187,11 @@ def load_kaggle_csv(path: str | Path, split: str = "train") -> FaceSet:
 def _read_grey(path: Path, size: int) -> np.ndarray | None:
     import cv2
 
-    img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    try:  # read through Python (no OpenCV warning line for a missing file; any file name works)
+        buf = np.fromfile(path, np.uint8)
+    except OSError:
+        return None
+    img = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE) if buf.size else None
     if img is None or img.size == 0:
         return None
     if img.shape != (size, size):
@@ -295,6 +299,8 @@ def load_path_csv(path: str | Path, classes: tuple[str, ...] | None = None, size
         if not rows:
             raise DatasetError(f"{path}: no rows with split {want!r}; expected {layout}")
         source = f"{path} (split {want})"
+    else:
+        source = f"{path} (all rows: no split column)"
     paths = [(path.parent / r["path"]) if not os.path.isabs(r["path"]) else Path(r["path"]) for r in rows]
     labels = [r["label"].strip().lower() for r in rows]
     return _from_paths(paths, labels, classes, size, source)
