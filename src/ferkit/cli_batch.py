@@ -115,8 +115,10 @@ def _add_search(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from ferkit.search import contact_sheet, search_archive
+    from ferkit.search import _sheet_extension, contact_sheet, search_archive
 
+    if args.contact_sheet:
+        _sheet_extension(args.contact_sheet)  # a wrong name fails before the search
     df = search_archive(args.archive, emotion=args.emotion, sentiment=args.sentiment, min_prob=args.min_prob,
                         source=args.source, faces=args.faces, min_faces=args.min_faces, max_faces=args.max_faces,
                         top=args.top)

@@ -168,8 +168,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Per-class top-1/top-2, mean and variance across classes, accuracy, params, "
                                    "MACs, CPU faces/s and robustness-subset accuracy of every model and of their "
                                    "accuracy-weighted ensemble; writes compare.md/.json/.csv.")
-    c.add_argument("--models", nargs="*", help="catalogue names / run dirs (default: all trained models)")
-    c.add_argument("--out", default="docs/research")
+    c.add_argument("--models", nargs="*",
+                   help="training runs: run folders, checkpoints, or names of runs under $FERKIT_RUNS (default "
+                        "/work/runs; without --models: all of them). Shipped .onnx models: ferkit eval --model")
+    c.add_argument("--out", default="docs/research", help="folder for compare.md/.json/.csv (default docs/research)")
     c.add_argument("--cache", default=None, help="ONNX exports and logits cache")
     c.add_argument("--mesh-cache", default=None, help="face-mesh cache (pose subsets)")
     c.add_argument("--no-pose", action="store_true", help="skip the pose subsets (no face mesh run)")
@@ -178,6 +180,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.set_defaults(func=run_compare)
 
     r = sub.add_parser("research-plots", help="t-SNE/UMAP of embeddings, mean faces per class, explanation grid")
-    r.add_argument("--out", default="docs/research")
+    r.add_argument("--out", default="docs/research", help="folder for the plots (default docs/research)")
     r.add_argument("-n", type=int, default=1500, help="test faces in the embedding plots")
     r.set_defaults(func=run_plots)

@@ -136,8 +136,10 @@ def resolve(spec: str, runs: str | Path = RUNS) -> Entry:
 
         resolve_checkpoint(p)
     names = ", ".join(e.name for e in catalogue(runs))
+    shipped = " (shipped ONNX models and .onnx files are evaluated with `ferkit eval --model`)" \
+        if spec in ("default", "fer2013") or str(spec).endswith(".onnx") else ""
     raise UnknownModelError(f"unknown model {spec!r}; known runs: {names or 'none in ' + str(runs)} (or a run "
-                            "directory / checkpoint path)")
+                            f"directory / checkpoint path){shipped}")
 
 
 def count_macs_full(model: nn.Module, size: int = 48, channels: int = 1) -> int:

@@ -113,6 +113,19 @@ def _frame_image(source: str, kind: str, time_s: float) -> np.ndarray:
     return load_image(source)
 
 
+SHEET_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp")
+
+
+def _sheet_extension(path: str | os.PathLike[str]) -> str:
+    """The image format of a contact sheet, from its extension; :class:`OutputError` for another extension."""
+    from ferkit.errors import OutputError
+
+    ext = Path(path).suffix.lower()
+    if ext not in SHEET_EXTENSIONS:
+        raise OutputError(f"contact sheet {os.fspath(path)!r}: give a {', '.join(SHEET_EXTENSIONS)} file name")
+    return ext
+
+
 def contact_sheet(matches: Any, path: str | os.PathLike[str], *, tile: int = 160, columns: int = 8,
                   margin: float = 0.15) -> int:
     """Write a grid image of the faces in ``matches`` (rows of :func:`search_archive`) to ``path`` (.jpg/.png),
@@ -156,8 +169,8 @@ def contact_sheet(matches: Any, path: str | os.PathLike[str], *, tile: int = 160
     for i, c in enumerate(cells):
         y, x = 4 + (i // cols) * (ch + 4), 4 + (i % cols) * (cw + 4)
         sheet[y:y + ch, x:x + cw] = c
-    ext = Path(path).suffix.lower() or ".jpg"
-    ok, buf = cv2.imencode(ext if ext in (".jpg", ".jpeg", ".png", ".webp") else ".jpg", sheet)
+    ext = _sheet_extension(path)
+    ok, buf = cv2.imencode(ext, sheet)
     if not ok:  # pragma: no cover
         raise InputError(f"cannot encode {path}")
     Path(path).parent.mkdir(parents=True, exist_ok=True)

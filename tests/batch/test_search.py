@@ -44,6 +44,8 @@ def test_contact_sheet_and_cli(local_job, tmp_path, capsys):
     img = cv2.imread(str(sheet))
     assert img is not None and img.shape[1] > 4 * 160
     assert contact_sheet(search_archive(out, faces=99), tmp_path / "none.jpg") == 0
+    assert main(["search", str(out), "--contact-sheet", str(tmp_path / "cs.bmpx")]) == 2  # not silently a JPEG
+    assert "give a .jpg, .jpeg, .png, .webp file name" in capsys.readouterr().err
 
 
 def test_tag_sidecars(local_job, tmp_path):
