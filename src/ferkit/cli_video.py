@@ -140,6 +140,10 @@ def cmd_report(args: argparse.Namespace) -> int:
         analysed = sum(s.status in ("ok", "no_face", "partial") for s in res.statuses)
         for s in failed:
             print(f"ferkit: warning: {s.describe()}", file=sys.stderr)
+        if not analysed:  # nothing to report: say so, and write no empty report
+            print(f"ferkit: error: none of the {len(res.statuses)} input{'s' if len(res.statuses) != 1 else ''} "
+                  "could be analysed: no report written", file=sys.stderr)
+            return 2
         opts["analysis"] = _analysis_settings(args, tracked=True)
         opts["track"] = False  # the analyzer's tracker assigned the ids
         va = VideoAnalytics.from_results(res, **opts)

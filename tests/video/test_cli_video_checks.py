@@ -15,6 +15,7 @@ from ferkit.cli import main
 def test_report_exit_codes_follow_analyze(samples, tmp_path, capsys):
     (tmp_path / "bad.mp4").write_bytes(b"not a video" * 100)
     assert main(["report", str(tmp_path / "bad.mp4"), "-o", str(tmp_path / "r.html"), "-q"]) == 2
+    assert not (tmp_path / "r.html").exists() and "no report written" in capsys.readouterr().err
     assert main(["report", str(tmp_path / "bad.mp4"), str(samples / "single_face.mp4"), "--fps", "5",
                  "-o", str(tmp_path / "r2.html"), "-q"]) == 1
     index = (tmp_path / "r2.html").read_text()
