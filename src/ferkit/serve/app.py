@@ -265,8 +265,13 @@ def create_app(settings: ServeSettings | None = None) -> Any:
     async def validation_error(request: Any, exc: RequestValidationError) -> JSONResponse:
         """422 with what was wrong and where, never the request's own bytes (FastAPI echoes the input)."""
         keep = ("type", "loc", "msg")
-        return JSONResponse(status_code=422, content={"detail": [{k: e[k] for k in keep if k in e}
-                                                                 for e in exc.errors()]})
+        detail = []
+        for e in exc.errors():
+            item = {k: e[k] for k in keep if k in e}
+            if tuple(item.get("loc", ()))[-1:] == ("file",) and item.get("type") != "missing":
+                item["msg"] = "send the photo or video as a file: multipart/form-data with a file part named 'file'"
+            detail.append(item)
+        return JSONResponse(status_code=422, content={"detail": detail})
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page() -> str:
