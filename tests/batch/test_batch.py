@@ -313,3 +313,12 @@ def test_bad_model_detector_or_scheduler_stop_before_any_input(samples, tmp_path
     assert len(err) == 1 and err[0].startswith("ferkit: error:"), err
     if "dask" not in argv:
         assert not out.exists()  # nothing recorded: the inputs did not fail, the settings did
+
+
+def test_no_usable_input_makes_no_results_folder(tmp_path, capsys):
+    from ferkit.cli import main
+
+    (tmp_path / "empty").mkdir()
+    out = tmp_path / "out"
+    assert main(["batch", str(tmp_path / "nope"), str(tmp_path / "empty"), "-o", str(out), "-q"]) == 2
+    assert "nothing to analyse (no results folder made)" in capsys.readouterr().err and not out.exists()

@@ -17,6 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from ferkit.batch.archive import Archive, StatusRecord, file_key
@@ -205,12 +206,17 @@ def run_batch(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[s
     digest = options_digest({**options, "model_sha256": model_id})  # new weights in the same file redo the inputs
     t0 = time.perf_counter()
     summary = BatchSummary()
+    sources = expand_sources(list(inputs), recursive=recursive)
+    if sources and all(s.error is not None for s in sources) and not (Path(out) / "status.jsonl").is_file():
+        from ferkit.io.sources import describe_problems
+
+        raise InputError("nothing to analyse (no results folder made): " + "; ".join(describe_problems(sources)))
     with Archive(out) as arch:
         records = arch.records()
         todo: list[_Todo] = []
         seen: list[str] = []
         missing: list[str] = []
-        for src in expand_sources(list(inputs), recursive=recursive):
+        for src in sources:
             name = os.path.realpath(os.fspath(src.path))
             seen.append(name)
             if src.error is not None:
