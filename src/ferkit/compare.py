@@ -1,7 +1,7 @@
 """Compare trained models on the FER+ test split (PrivateTest) in one table: per-class top-1 / top-2 accuracy,
 their mean and variance across classes, overall accuracy, params, MACs, CPU faces/s (onnxruntime, one intra-op
 thread, batch 64) and accuracy on the robustness subsets, for every model and for the accuracy-weighted
-ensemble of all of them. Best value of each column in bold.
+ensemble of all of them (with two or more). Best value of each column in bold.
 
 Temperatures and ensemble weights come from the validation split (PublicTest) only.
 """
@@ -288,17 +288,18 @@ def compare(entries: list[Entry] | None = None, out_dir: str | Path = "docs/rese
         rows.append(r)
         if log:
             log(f"{e.name}: {time.time() - t:.0f} s")
-    # Ensemble of all models: weights = per-class validation top-1 of each member.
-    val_reps = [classification_report(val.labels, softmax(r["logits"]["val"], r["temperature"]), classes)
-                for r in rows]
-    w = class_accuracy_weights([{c: v["top1"] for c, v in rep["per_class"].items()} for rep in val_reps], classes)
-    keys = ["test", "val"] + [k for k, (_, imgs) in subsets.items() if imgs is not None and k != "occ_clean"]
-    ens = {"name": "ensemble (all, val-acc weighted)", "model": "ensemble",
-           "budget": f"{len(rows)} members", "params": sum(r["params"] for r in rows),
-           "macs": sum(r["macs"] for r in rows), "temperature": 1.0,
-           "fps": 1.0 / sum(1.0 / r["fps"] for r in rows) if speed else float("nan"),
-           "logits": {k: np.log(ensemble_probs(rows, k, w).clip(1e-12)) for k in keys}}
-    rows.append(ens)
+    if len(rows) > 1:  # ensemble of all models: weights = per-class validation top-1 of each member
+        val_reps = [classification_report(val.labels, softmax(r["logits"]["val"], r["temperature"]), classes)
+                    for r in rows]
+        w = class_accuracy_weights([{c: v["top1"] for c, v in rep["per_class"].items()} for rep in val_reps],
+                                   classes)
+        keys = ["test", "val"] + [k for k, (_, imgs) in subsets.items() if imgs is not None and k != "occ_clean"]
+        ens = {"name": "ensemble (all, val-acc weighted)", "model": "ensemble",
+               "budget": f"{len(rows)} members", "params": sum(r["params"] for r in rows),
+               "macs": sum(r["macs"] for r in rows), "temperature": 1.0,
+               "fps": 1.0 / sum(1.0 / r["fps"] for r in rows) if speed else float("nan"),
+               "logits": {k: np.log(ensemble_probs(rows, k, w).clip(1e-12)) for k in keys}}
+        rows.append(ens)
     results = []
     for r in rows:
         p = softmax(r["logits"]["test"], r["temperature"])
@@ -344,7 +345,7 @@ def _best(vals: list[Any], higher: bool) -> set[int]:
 
 
 def _table(header: list[str], rows: list[list[Any]], fmts: list[str], higher: list[bool | None]) -> str:
-    best = {j: _best([r[j] for r in rows], h) for j, h in enumerate(higher) if h is not None}
+    best = {j: _best([r[j] for r in rows], h) for j, h in enumerate(higher) if h is not None and len(rows) > 1}
     sep = "|" + "|".join("---" if j == 0 else "---:" for j in range(len(header))) + "|"
     lines = ["| " + " | ".join(header) + " |", sep]
     for i, r in enumerate(rows):
