@@ -251,12 +251,14 @@ def test_symlinked_folder_is_the_same_inputs_and_deleted_inputs_can_be_pruned(sa
 def test_ctrl_c_to_the_whole_group_stops_cleanly_and_leaves_a_status_table(samples, tmp_path):
     """SIGINT to driver and workers alike (a terminal's Ctrl-C): a quiet stop with status 130, no worker
     traceback, no hang, and status.csv lists what was finished."""
-    inputs = make_inputs(samples, tmp_path / "in", copies=4)
+    inputs = make_inputs(samples, tmp_path / "in", copies=12)  # 56 inputs: still running when interrupted
     out = tmp_path / "out"
     env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
     cmd = [sys.executable, "-m", "ferkit", "batch", str(inputs), "-o", str(out), "--workers", "2", "-q"]
+    # (a test run started in the background inherits SIGINT ignored; a terminal's job does not)
     proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     log = out / "status.jsonl"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
