@@ -77,7 +77,7 @@ class SourceStatus:
     ``status``: ``ok`` (faces found), ``no_face`` (analysed, no face), ``partial`` (a video that stopped early:
     the rows up to ``stopped_at_s`` are kept, ``reason`` says why) or ``failed`` (nothing analysed, ``reason``).
     ``frames``: frames analysed; ``frames_with_faces``; ``faces``: rows produced; ``frames_lost``: frames of a
-    damaged video that could not be decoded (skipped; the others keep their own frame numbers).
+    damaged video that could not be decoded (skipped; ``time_s`` of the others stays exact).
     """
 
     source: str

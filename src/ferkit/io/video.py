@@ -149,7 +149,8 @@ class FrameStream(Iterator[Frame]):
             (the place to resume from), ``None`` before the first frame.
         error: why reading stopped early (``None`` when complete).
         decode_errors: packets that could not be decoded and were skipped.
-        frames_lost: frames that could not be decoded (skipped packets, or gaps in the time stamps).
+        frames_lost: frames of the range that could not be decoded (damaged packets skipped). Frame numbers count
+            decoded frames, so after a damaged stretch they run behind the file's own (``time_s`` stays exact).
     """
 
     def __init__(self, path: PathLike, *, every: int = 1, fps: float | None = None, start: float | None = None,
@@ -209,8 +210,13 @@ class FrameStream(Iterator[Frame]):
 
     @property
     def frames_lost(self) -> int:
-        """Frames of the range that could not be decoded (damaged packets, or gaps in the time stamps)."""
-        return max(self._backend.frames_lost, self._backend.decode_errors)
+        """Frames of ``[start, end)`` that could not be decoded (damaged packets skipped). A range decoded from the
+        key frame before its start does not count the errors before it, so ranges of one video add up."""
+        times = getattr(self._backend, "decode_error_times", None)
+        if times is None:
+            return self._backend.decode_errors
+        start, end = self._start or 0.0, self._end
+        return sum(1 for t in times if t is None or (t >= start - _EPS and (end is None or t < end - _EPS)))
 
     @property
     def expected_end_s(self) -> float | None:
@@ -380,7 +386,7 @@ class _BaseBackend:
     info: VideoInfo
     error: str | None = None
     decode_errors = 0
-    frames_lost = 0  # frames missing between decoded ones (a damaged stretch), where time stamps tell
+    decode_error_times: list[float | None]  # time of each packet that could not be decoded (None: unknown)
     duration_exact = True  # the duration is the video stream's own (not the longest stream's)
 
     def frames(self, start: float | None) -> Iterator[tuple[int, float, Any]]:
@@ -437,6 +443,7 @@ class _PyAVBackend(_BaseBackend):
         self.fps = fps
         self._demux: Iterator[Any] | None = None
         self._consecutive_errors = 0
+        self.decode_error_times = []
         self._last_t: float | None = None
         self._pending: list[Any] = []
         first = self._next_frame()
@@ -477,6 +484,9 @@ class _PyAVBackend(_BaseBackend):
                 out = packet.decode()
             except (av.FFmpegError, ValueError) as exc:
                 self.decode_errors += 1
+                pts = packet.pts
+                self.decode_error_times.append(
+                    (pts - (self.start_pts or 0)) * self.tb if pts is not None and self.tb else None)
                 self._consecutive_errors += 1
                 if self._consecutive_errors > _MAX_CONSECUTIVE_DECODE_ERRORS:
                     self.error = f"decoding failed ({_av_reason(exc)})"
@@ -533,8 +543,6 @@ class _PyAVBackend(_BaseBackend):
     def frames(self, start: float | None) -> Iterator[tuple[int, float, Any]]:
         seeked = bool(start) and self._seek(float(start or 0.0))
         index = -1
-        prev_t: float | None = None  # constant-rate video: a gap in the time stamps is a stretch of lost frames
-        prev_index = -1
         offset: int | None = None  # after a seek in a variable-rate video: frames before the first one decoded
         checked = not seeked
         while True:
@@ -560,18 +568,8 @@ class _PyAVBackend(_BaseBackend):
                 offset = self._frames_before(frame.pts)
             if offset is not None:
                 yield offset + index, t, frame
-                continue
-            if self.fps and not self.vfr and frame.pts is not None:
-                if prev_t is not None:
-                    step = round((t - prev_t) * self.fps)
-                    if step < 1:  # back in time: a damaged stretch decoded out of order; its frames count as lost
-                        index -= 1
-                        continue
-                    if step > 1:  # a stretch that never came out (damaged): the frames after it keep their numbers
-                        self.frames_lost += step - 1
-                        index = prev_index + step
-                prev_t, prev_index = t, index
-            yield (round(t * self.fps) if seeked and self.fps else index), t, frame
+            else:
+                yield (round(t * self.fps) if seeked and self.fps else index), t, frame
 
     def to_bgr(self, raw: Any) -> np.ndarray:
         frame = raw
