@@ -320,3 +320,34 @@ def test_damaged_stretch_in_a_video_is_reported(samples: Path, tmp_path: Path,
     err = capsys.readouterr().err
     assert f"{stream.frames_lost} damaged frames could not be decoded" in err
     assert len(pd.read_csv(out)) == n  # one face per analysed frame
+
+
+def test_more_outputs_that_must_not_replace_inputs(samples: Path, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    photo = tmp_path / "p.jpg"
+    shutil.copyfile(samples / "single_face.jpg", photo)
+    listing = tmp_path / "list.csv"
+    listing.write_text(f"{photo}\n")
+    assert run(f"@{listing}", "-o", listing) == 2  # the list file is an input too
+    assert "is one of the inputs" in capsys.readouterr().err and listing.read_text() == f"{photo}\n"
+    assert main(["report", str(photo), "-o", str(tmp_path / "r.html"), "--summary", str(photo)]) == 2
+    assert "is one of the inputs" in capsys.readouterr().err
+    # names that look like a parent folder, and inputs reached through a link, keep their files
+    odd = tmp_path / "..odd.jpg"
+    shutil.copyfile(samples / "single_face.jpg", odd)
+    (tmp_path / "link.jpg").symlink_to(photo)
+    before = odd.read_bytes()
+    assert run(odd, tmp_path / "link.jpg", "--annotate", tmp_path, "-q", "-o", tmp_path / "r.csv") == 0
+    assert odd.read_bytes() == before and (tmp_path / "link.jpg").is_symlink()
+
+
+def test_dev_stdout_redirected_to_a_file_appends(samples: Path, tmp_path: Path) -> None:
+    log = tmp_path / "log.csv"
+    log.write_text("earlier line\n")
+    cmd = (f"{sys.executable} -m ferkit analyze {samples / 'single_face.jpg'} -o /dev/stdout --format csv -q "
+           f"--workers 1 >> {log}")
+    subprocess.run(["bash", "-c", cmd], check=True, timeout=120)
+    lines = log.read_text().splitlines()
+    assert lines[0] == "earlier line" and lines[1].startswith("source,frame") and len(lines) == 3

@@ -3,7 +3,7 @@ steady each one is from frame to frame.
 
     python tools/compare_rows.py w1.csv w2.csv
 
-Prints, for rows matched on (frame, face_id): how many frames have a box that differs (> 0.01 px), the largest
+Prints, for rows matched on (frame, face_id): how many rows have a box that differs (> 0.01 px), the largest
 box and probability differences and the frames whose label differs; then, per table, face 0's frame-to-frame
 box-centre and size changes, probability change (L1) and label flips.
 """
@@ -30,7 +30,7 @@ def differences(a: pd.DataFrame, b: pd.DataFrame) -> dict[str, float]:
     cls = classes_of(a)
     box = np.abs(m[[f"{c}_1" for c in BOX]].to_numpy() - m[[f"{c}_2" for c in BOX]].to_numpy()).max(1)
     prob = np.abs(m[[f"{c}_1" for c in cls]].to_numpy() - m[[f"{c}_2" for c in cls]].to_numpy()).max(1)
-    return {"rows_1": len(a), "rows_2": len(b), "matched": len(m), "frames_box_differs": int((box > 0.01).sum()),
+    return {"rows_1": len(a), "rows_2": len(b), "matched": len(m), "rows_box_differs": int((box > 0.01).sum()),
             "max_box_diff_px": float(box.max(initial=0)), "max_prob_diff": float(prob.max(initial=0)),
             "label_differs": int((m["emotion_1"] != m["emotion_2"]).sum())}
 

@@ -48,12 +48,15 @@ def output_paths(folder: str | os.PathLike[str], items: Sequence[tuple[str, str]
         base = os.path.commonpath([os.path.dirname(f) for f in files]) if files else ""
     except ValueError:  # e.g. different drives
         base = ""
-    real_root = os.path.realpath(root)
     taken: set[str] = set()
-    for f in files:  # inputs inside the output folder: their names are taken
-        rel = os.path.relpath(os.path.realpath(f), real_root)
-        if not rel.startswith(os.pardir):
-            taken.add(rel.lower())
+    for f in files:  # inputs inside the output folder (as named, or through links): their names are taken
+        for path, folder in ((f, os.path.abspath(root)), (os.path.realpath(f), os.path.realpath(root))):
+            try:
+                rel = os.path.relpath(path, folder)
+            except ValueError:  # another drive
+                continue
+            if rel != os.pardir and not rel.startswith(os.pardir + os.sep):
+                taken.add(rel.lower())
     out: list[Path] = []
     for src, ext in items:
         if src.startswith("<"):

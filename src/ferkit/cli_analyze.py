@@ -128,14 +128,16 @@ def _float(v: str) -> float:
 
 
 def _refuse_overwriting_inputs(inputs: list[str], outputs: dict[str, str | None]) -> None:
-    """An output path that is one of the input files (``-o photo.jpg --format csv``) would replace it: refuse."""
+    """An output path that is one of the input files (``-o photo.jpg --format csv``, ``-o list.txt``) would replace
+    it, and two outputs on one file would overwrite each other: refuse."""
     import os
 
-    files = {os.path.realpath(i) for i in inputs if i and os.path.isfile(i)}
+    named = [i[1:] if i.startswith("@") and not os.path.exists(i) else i for i in inputs if i]  # @list files too
+    files = {os.path.realpath(i) for i in named if os.path.isfile(i)}
     seen: dict[str, str] = {}
     for opt, out in outputs.items():
-        if not out or out == "-":
-            continue
+        if not out or out == "-" or (os.path.exists(out) and not os.path.isfile(out)):
+            continue  # standard output, /dev/null, a FIFO: written in place, nothing to replace
         real = os.path.realpath(out)
         if real in files:
             raise OutputError(f"{opt} {out} is one of the inputs: it would be overwritten; choose another path")

@@ -86,11 +86,11 @@ def cmd_batch(args: argparse.Namespace) -> int:
                         workers=args.workers, scheduler=args.scheduler, use_hash=args.hash,
                         retry_failed=args.retry_failed, recursive=not args.no_recursive, progress=not args.quiet,
                         prune_missing=args.prune_missing)
-    if not args.quiet or summary.failed or summary.missing:
+    if not args.quiet or summary.failed or summary.missing or summary.damaged:
         print(summary.describe(), file=sys.stderr)
     if summary.total and summary.failed == summary.total and not summary.partial:
         return 2  # nothing analysed at all; a partial result (e.g. a truncated video) still has rows
-    return 1 if summary.failed or summary.missing else 0
+    return 1 if summary.failed or summary.missing or summary.damaged else 0
 
 
 # ================================================================================================ search / tag

@@ -113,6 +113,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     if len(kinds) > 1:
         raise InputError("give either videos / folders or result tables, not both")
     opts = settings_from_args(args)
+    from ferkit.cli_analyze import _refuse_overwriting_inputs
+
+    _refuse_overwriting_inputs(args.inputs, {"-o": args.output, "--summary": args.summary})
     check_outputs(opts, args.summary)  # bad settings and output names fail before any analysis
     failed: list[Any] = []
     analysed = 0
@@ -136,7 +139,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         with Analyzer(every=args.every, fps=args.fps, model=args.model, workers=args.workers,
                       sentiment_map=args.sentiment_map, tracker=Tracker(max_missed=args.max_missed)) as az:
             res = az.analyze(list(args.inputs), progress=not args.quiet)
-        failed = res.failed
+        failed = res.failed + [s for s in res.statuses if s.ok and s.frames_lost]  # (damaged frames: exit 1)
         analysed = sum(s.status in ("ok", "no_face", "partial") for s in res.statuses)
         for s in failed:
             print(f"ferkit: warning: {s.describe()}", file=sys.stderr)

@@ -726,6 +726,7 @@ def _worker_init(cfg: _Config) -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is handled by the main process (which stops the pool)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a forked worker must not run the CLI's handler (the parent's)
     cv2.setNumThreads(1)
     with contextlib.suppress(ImportError, AttributeError):  # forked: do not share the parent's ORT sessions
         from ferkit.face import _ort
@@ -1238,7 +1239,9 @@ class Analyzer:
                 yield _VideoDone(task.src, table, len(faces), sum(1 for f in faces if len(f.boxes)), final=False)
             finished = True
         except FerkitError as exc:
-            finished = True
+            from ferkit.errors import OutputError
+
+            finished = not isinstance(exc, OutputError)  # a failed annotation write stays .partial
             yield _VideoDone(task.src, empty, 0, 0, False, _one_line(exc), None)
         except Exception as exc:  # noqa: BLE001 - keep what was analysed, say why it stopped
             finished = True

@@ -324,3 +324,26 @@ def test_no_usable_input_makes_no_results_folder(tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["batch", str(tmp_path / "nope"), str(tmp_path / "empty"), "-o", str(out), "-q"]) == 2
     assert "nothing to analyse (no results folder made)" in capsys.readouterr().err and not out.exists()
+
+
+def test_damaged_video_and_empty_list(samples, tmp_path, capsys):
+    """A video with damaged frames is analysed, recorded with frames_lost and exits 1; an empty list file makes
+    no results folder."""
+    import numpy as np
+
+    from ferkit.cli import main
+
+    data = bytearray((samples / "WolfgangLanger_Pexels.mp4").read_bytes())
+    rng = np.random.default_rng(0)
+    for off in rng.integers(int(len(data) * 0.45), int(len(data) * 0.6), 200):
+        data[off:off + 50] = rng.integers(0, 256, 50, dtype=np.uint8).tobytes()
+    (tmp_path / "v").mkdir()
+    (tmp_path / "v" / "damaged.mp4").write_bytes(data)
+    out = tmp_path / "out"
+    assert main(["batch", str(tmp_path / "v"), "-o", str(out), "-q", "--workers", "1", "--every", "4"]) == 1
+    assert "1 video analysed with damaged frames skipped" in capsys.readouterr().err
+    table = pd.read_csv(out / "status.csv")
+    assert table["status"].tolist() == ["ok"] and table["frames_lost"].iloc[0] > 0
+    (tmp_path / "empty.txt").write_text("# nothing\n")
+    assert main(["batch", f"@{tmp_path / 'empty.txt'}", "-o", str(tmp_path / "o2"), "-q"]) == 2
+    assert "no inputs" in capsys.readouterr().err and not (tmp_path / "o2").exists()

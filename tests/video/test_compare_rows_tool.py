@@ -31,7 +31,7 @@ def test_differences_and_steadiness():
     a = _table([0, 1, 2, 3], [0.9, 0.9, 0.8, 0.9])
     b = _table([0, 1, 5, 3], [0.9, 0.9, 0.4, 0.9])
     d = tool.differences(a, b)
-    assert d["frames_box_differs"] == 1 and d["max_box_diff_px"] == 3 and d["label_differs"] == 1
+    assert d["rows_box_differs"] == 1 and d["max_box_diff_px"] == 3 and d["label_differs"] == 1
     assert d["max_prob_diff"] == pytest.approx(0.4)
     s = tool.steadiness(a)
     assert s["centre_jitter_mean_px"] == pytest.approx(1.0) and s["label_flips"] == 0

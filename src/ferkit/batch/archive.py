@@ -31,7 +31,7 @@ from ferkit.io._files import file_sha256
 __all__ = ["STATUS_COLUMNS", "Archive", "StatusRecord", "file_key", "iter_archive_rows", "read_archive"]
 
 STATUS_COLUMNS = ("source", "kind", "status", "reason", "frames", "faces", "rows", "seconds", "size", "mtime_ns",
-                  "sha256", "key", "part", "worker", "finished_at")
+                  "sha256", "key", "part", "worker", "finished_at", "frames_lost")
 
 
 @dataclass
@@ -53,6 +53,7 @@ class StatusRecord:
     part: str | None = None
     worker: str = ""
     finished_at: float = 0.0
+    frames_lost: int = 0  # frames of a damaged video that could not be decoded (skipped; the rest analysed)
 
     @property
     def ok(self) -> bool:

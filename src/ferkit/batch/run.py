@@ -44,6 +44,7 @@ class BatchSummary:
     rows: int = 0
     pruned: int = 0  # results of earlier inputs dropped because their files are gone (``prune_missing``)
     missing: int = 0  # named inputs (directly or in a list) not found now whose earlier results are kept
+    damaged: int = 0  # of ``ok`` / ``no_face``: videos with damaged frames that could not be decoded (skipped)
     seconds: float = 0.0
     failures: list[tuple[str, str]] = field(default_factory=list)
 
@@ -60,6 +61,9 @@ class BatchSummary:
                  f"{self.skipped} already done; {self.rows} rows"
                  + (f"; dropped the results of {self.pruned} deleted input{'s' if self.pruned != 1 else ''}"
                     if self.pruned else "")]
+        if self.damaged:
+            lines.append(f"  {self.damaged} video{'s' if self.damaged != 1 else ''} analysed with damaged frames "
+                         "skipped (see status.csv: frames_lost)")
         if self.missing:
             lines.append(f"  {self.missing} input{'s' if self.missing != 1 else ''} not found now: "
                          "their earlier results are kept (--prune-missing drops those of deleted files)")
@@ -98,6 +102,7 @@ class _LocalEngine:
 
     def __init__(self, workers: int) -> None:
         self.slots = workers
+        self._aborted = False
         self._pool = self._new_pool()
 
     def _new_pool(self) -> cf.ProcessPoolExecutor:
@@ -123,10 +128,17 @@ class _LocalEngine:
         self._pool = self._new_pool()
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        if not self._aborted:
+            self._pool.shutdown(wait=True, cancel_futures=True)
 
     def abort(self) -> None:
         """Stop now (an interrupt): cancel what is queued and end the workers midway through their files."""
+        self._aborted = True
+        terminate = getattr(self._pool, "terminate_workers", None)  # Python 3.14+
+        if terminate is not None:
+            with contextlib.suppress(Exception):
+                terminate()
+            return
         procs = list((getattr(self._pool, "_processes", None) or {}).values())
         self._pool.shutdown(wait=False, cancel_futures=True)
         for proc in procs:
@@ -198,7 +210,7 @@ def run_batch(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[s
     Returns the :class:`BatchSummary`.
     """
     from ferkit.io import expand_sources
-    from ferkit.io.sources import NOT_FOUND
+    from ferkit.io.sources import EMPTY_PATH, NOT_FOUND
 
     options = dict(options or {})
     _check_models(options)  # an unknown model or detector stops here, not as a failure of every input
@@ -207,17 +219,18 @@ def run_batch(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[s
     t0 = time.perf_counter()
     summary = BatchSummary()
     sources = expand_sources(list(inputs), recursive=recursive)
-    if sources and all(s.error is not None for s in sources) and not (Path(out) / "status.jsonl").is_file():
+    if all(s.error is not None for s in sources) and not (Path(out) / "status.jsonl").is_file():
         from ferkit.io.sources import describe_problems
 
-        raise InputError("nothing to analyse (no results folder made): " + "; ".join(describe_problems(sources)))
+        raise InputError("nothing to analyse (no results folder made): "
+                         + ("; ".join(describe_problems(sources)) or "no inputs (an empty list file?)"))
     with Archive(out) as arch:
         records = arch.records()
         todo: list[_Todo] = []
         seen: list[str] = []
         missing: list[str] = []
         for src in sources:
-            name = os.path.realpath(os.fspath(src.path))
+            name = "''" if src.error == EMPTY_PATH else os.path.realpath(os.fspath(src.path))
             seen.append(name)
             if src.error is not None:
                 old = records.get(name)
@@ -267,6 +280,7 @@ def run_batch(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[s
         if rec is None:
             continue
         summary.rows += rec.rows
+        summary.damaged += bool(rec.ok and rec.frames_lost)
         if rec.status == "ok":
             summary.ok += 1
         elif rec.status == "no_face":
@@ -391,7 +405,8 @@ def _requeue_all(eng: _LocalEngine, inflight: dict[Any, _Todo], queue: list[_Tod
 
 def _record(arch: Archive, t: _Todo, res: FileResult) -> StatusRecord:
     rec = StatusRecord(t.source, res.kind, res.status, res.reason, res.frames, res.faces, 0, round(res.seconds, 4),
-                       t.size, t.mtime_ns, t.sha256, t.key, None, res.worker, time.time())
+                       t.size, t.mtime_ns, t.sha256, t.key, None, res.worker, time.time(),
+                       frames_lost=res.frames_lost)
     if res.rows is not None and len(res.rows):
         try:
             arch.write_part(rec, res.rows)

@@ -37,6 +37,7 @@ class FileResult:
     worker: str = ""
     rows: Any = None
     classes: tuple[str, ...] = field(default_factory=tuple)
+    frames_lost: int = 0
 
 
 def options_digest(options: dict[str, Any]) -> str:
@@ -106,6 +107,7 @@ def analyze_file(path: str, options: dict[str, Any]) -> FileResult:
         if status is None:  # pragma: no cover - the pipeline always reports a status
             raise RuntimeError("no status reported")
         res.kind, res.status, res.reason = status.kind, status.status, status.reason
+        res.frames_lost = status.frames_lost
         if status.frames_lost and res.reason is None:
             res.reason = f"{status.frames_lost} damaged frames could not be decoded (skipped)"
         res.frames, res.faces = status.frames, status.faces

@@ -141,7 +141,7 @@ class RowSink:
             self.format = sink_format(path, format)
             self.path = path
             self._name = str(path)
-            if path.exists() and not path.is_file():  # a FIFO, /dev/null, /dev/stdout...: written in place
+            if (path.exists() and not path.is_file()) or _is_stream_path(path):  # a FIFO, /dev/null, /dev/stdout
                 self._open_in_place(path)
             else:
                 if path.is_symlink():  # replace the file the link points to, not the link
@@ -181,7 +181,8 @@ class RowSink:
 
     def _open_in_place(self, path: Path) -> None:
         try:
-            self._fh = open(path, "wb" if self.format == "parquet" else "w",  # noqa: SIM115 - closed in close()
+            # appending: /dev/stdout redirected to a file (`>> log.csv`) must not truncate that file
+            self._fh = open(path, "ab" if self.format == "parquet" else "a",  # noqa: SIM115 - closed in close()
                             **({} if self.format == "parquet" else {"encoding": "utf-8", "newline": ""}))
         except OSError as exc:
             raise OutputError(f"cannot write {path}: {_reason(exc)}") from None
@@ -421,6 +422,16 @@ class RowSink:
 # ------------------------------------------------------------------------------------------------
 # value helpers
 # ------------------------------------------------------------------------------------------------
+def _is_stream_path(path: Path) -> bool:
+    """``/dev/stdout``, ``/dev/fd/N``, ``/proc/self/fd/N``...: the process's own streams (whatever they lead to)."""
+    parts = path.absolute().parts
+    if len(parts) < 3:
+        return False
+    if parts[1] == "dev":
+        return parts[2] in ("stdout", "stderr") or (parts[2] == "fd" and len(parts) == 4)
+    return parts[1] == "proc" and len(parts) == 5 and parts[3] == "fd"
+
+
 def _reason(exc: OSError) -> str:
     if isinstance(exc, PermissionError):
         return "permission denied"
