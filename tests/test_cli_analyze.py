@@ -330,6 +330,8 @@ def test_more_outputs_that_must_not_replace_inputs(samples: Path, tmp_path: Path
     shutil.copyfile(samples / "single_face.jpg", photo)
     listing = tmp_path / "list.csv"
     listing.write_text(f"{photo}\n")
+    assert run(tmp_path, "-o", photo, "--format", "csv") == 2  # a photo found in an input folder
+    assert "is one of the inputs" in capsys.readouterr().err
     assert run(f"@{listing}", "-o", listing) == 2  # the list file is an input too
     assert "is one of the inputs" in capsys.readouterr().err and listing.read_text() == f"{photo}\n"
     assert main(["report", str(photo), "-o", str(tmp_path / "r.html"), "--summary", str(photo)]) == 2

@@ -128,18 +128,23 @@ def _float(v: str) -> float:
 
 
 def _refuse_overwriting_inputs(inputs: list[str], outputs: dict[str, str | None]) -> None:
-    """An output path that is one of the input files (``-o photo.jpg --format csv``, ``-o list.txt``) would replace
-    it, and two outputs on one file would overwrite each other: refuse."""
+    """An output path that is one of the input files (``-o photo.jpg --format csv``, ``-o list.txt``, a photo of an
+    input folder) would replace it, and two outputs on one file would overwrite each other: refuse."""
     import os
+
+    from ferkit.io.media import MEDIA_EXTENSIONS
 
     named = [i[1:] if i.startswith("@") and not os.path.exists(i) else i for i in inputs if i]  # @list files too
     files = {os.path.realpath(i) for i in named if os.path.isfile(i)}
+    folders = [os.path.join(os.path.realpath(i), "") for i in named if os.path.isdir(i)]
     seen: dict[str, str] = {}
     for opt, out in outputs.items():
         if not out or out == "-" or (os.path.exists(out) and not os.path.isfile(out)):
             continue  # standard output, /dev/null, a FIFO: written in place, nothing to replace
         real = os.path.realpath(out)
-        if real in files:
+        in_folder = os.path.isfile(real) and os.path.splitext(real)[1].lower() in MEDIA_EXTENSIONS and any(
+            real.startswith(f) for f in folders)  # a photo or video of an input folder
+        if real in files or in_folder:
             raise OutputError(f"{opt} {out} is one of the inputs: it would be overwritten; choose another path")
         if real in seen:
             raise OutputError(f"{seen[real]} and {opt} are the same file ({out}); choose different paths")

@@ -187,7 +187,11 @@ class Archive:
         name = part_name(rec.source, rec.key)
         path = self.parts / name
         tmp = _tmp_name(path)
-        table = pa.Table.from_pandas(rows, preserve_index=False)
+        from ferkit.results import BASE_COLUMNS, arrow_schema
+
+        classes = [c for c in rows.columns if c not in BASE_COLUMNS and c != "landmarks"]
+        schema = arrow_schema(classes, "landmarks" in rows.columns)  # the types of `ferkit analyze -o x.parquet`
+        table = pa.Table.from_pandas(rows[schema.names], schema=schema, preserve_index=False)
         pq.write_table(table, tmp, compression="zstd")
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())

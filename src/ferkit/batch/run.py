@@ -219,7 +219,7 @@ def run_batch(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[s
     t0 = time.perf_counter()
     summary = BatchSummary()
     sources = expand_sources(list(inputs), recursive=recursive)
-    if all(s.error is not None for s in sources) and not (Path(out) / "status.jsonl").is_file():
+    if all(s.error is not None for s in sources) and not Path(out).exists():
         from ferkit.io.sources import describe_problems
 
         raise InputError("nothing to analyse (no results folder made): "

@@ -339,12 +339,16 @@ def quiet_ffmpeg() -> None:
 
     A damaged file is reported once, as the input's error; libav would also print "moov atom not found" and
     the like on stderr. Called before the first video is opened; an ``OPENCV_FFMPEG_LOGLEVEL`` already set is kept.
+    The setting is process-wide: set ``FERKIT_FFMPEG_LOGS=1`` to keep FFmpeg's own logging as it is.
     """
     global _FFMPEG_QUIET
     if _FFMPEG_QUIET:
         return
     _FFMPEG_QUIET = True
     import os
+
+    if os.environ.get("FERKIT_FFMPEG_LOGS", "") not in ("", "0"):
+        return
 
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     try:
