@@ -175,3 +175,11 @@ def test_serve_port_errors_are_clean(capsys):
         port = taken.getsockname()[1]
         assert main(["serve", "--port", str(port)]) == 2
     assert f"cannot serve on 127.0.0.1:{port}" in capsys.readouterr().err
+
+
+def test_two_files_in_one_request_are_refused(client, samples):
+    data = (samples / "single_face.jpg").read_bytes()
+    r = client.post("/v1/analyze", headers=AUTH, files=[("file", ("a.jpg", data, "image/jpeg")),
+                                                       ("file", ("b.jpg", data, "image/jpeg"))])
+    assert r.status_code == 422 and "one file per request (2 'file' parts" in r.json()["detail"]
+    assert _post(client, data).status_code == 200  # one file: as before

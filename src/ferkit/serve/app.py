@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
-from fastapi import FastAPI, File, Form, UploadFile
+from fastapi import Depends, FastAPI, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse
 
 __all__ = ["ServeSettings", "create_app"]
@@ -283,7 +283,14 @@ def create_app(settings: ServeSettings | None = None) -> Any:
                 "limits": {"max_upload_bytes": s.max_upload_bytes, "max_video_s": s.max_video_s,
                            "max_pixels": s.max_pixels}}
 
-    @app.post("/v1/analyze", summary="Analyse an uploaded photo or short video",
+    async def one_file(request: Request) -> None:
+        """One upload per request: a second 'file' part would otherwise be dropped without a word."""
+        form = await request.form()  # (parsed once: FastAPI reads the same cached form)
+        n = len(form.getlist("file"))
+        if n > 1:
+            raise _error(422, f"send one file per request ({n} 'file' parts were sent)")
+
+    @app.post("/v1/analyze", summary="Analyse an uploaded photo or short video", dependencies=[Depends(one_file)],
               responses={400: {"description": "empty upload"}, 401: {"description": "missing or wrong token"},
                          413: {"description": "upload too large"}, 415: {"description": "not an image or video"},
                          422: {"description": "unreadable, too many pixels or too long"}})
