@@ -90,6 +90,11 @@ def test_annotate(samples: Path, tmp_path: Path) -> None:
     while cap.read()[0]:
         n += 1
     assert n == 24 and cap.get(cv2.CAP_PROP_FRAME_WIDTH) == 640
+    import av
+
+    with av.open(str(ann / "single_face.mp4")) as c:  # the source's sound is copied, as long as the frames last
+        v, a = c.streams.video[0], c.streams.audio[0]
+        assert abs(float(a.duration * a.time_base) - float(v.duration * v.time_base)) < 0.15
 
 
 def test_annotate_keeps_every_name(samples: Path, tmp_path: Path) -> None:

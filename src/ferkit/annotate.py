@@ -7,6 +7,7 @@ at the analysed frame rate). Sub-folders of the inputs are mirrored under ``DIR`
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -189,7 +190,8 @@ class VideoAnnotator:
     the final name.
     """
 
-    def __init__(self, path: str | os.PathLike[str], fps: float, classes: Sequence[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], fps: float, classes: Sequence[str],
+                 audio_from: str | os.PathLike[str] | None = None, start: float | None = None) -> None:
         self.path = Path(path)
         self.partial_path = self.path.with_name(f"{self.path.stem}.partial{self.path.suffix}")
         self.fps = float(fps) if fps and fps > 0 else 25.0
@@ -197,6 +199,8 @@ class VideoAnnotator:
         self._container: Any = None
         self._stream: Any = None
         self.frames = 0
+        # The source's sound, copied (not re-encoded) from ``start`` on, as long as the annotated frames last
+        self._audio = _AudioCopy(audio_from, start or 0.0) if audio_from is not None else None
 
     def _open(self, w: int, h: int) -> None:
         from fractions import Fraction
@@ -214,6 +218,8 @@ class VideoAnnotator:
         s.pix_fmt = "yuv420p"
         s.options = {"crf": "23", "preset": "veryfast"}
         self._stream = s
+        if self._audio is not None:
+            self._audio.attach(self._container)
 
     def write(self, image: np.ndarray, boxes: np.ndarray, probs: np.ndarray,
               landmarks: np.ndarray | None = None) -> None:
@@ -228,6 +234,8 @@ class VideoAnnotator:
         for packet in s.encode(frame):
             self._container.mux(packet)
         self.frames += 1
+        if self._audio is not None:
+            self._audio.mux_until(self._container, self.frames / self.fps)
 
     def write_batch(self, table: FaceTable, faces: Sequence[Any]) -> None:
         """Frames of a batch (objects with ``.image`` and ``.boxes``) with their rows in ``table`` (same order)."""
@@ -246,7 +254,11 @@ class VideoAnnotator:
         try:
             for packet in self._stream.encode():
                 self._container.mux(packet)
+            if self._audio is not None:
+                self._audio.mux_until(self._container, self.frames / self.fps)
         finally:
+            if self._audio is not None:
+                self._audio.close()
             self._container.close()
             self._container = None
         if complete:
@@ -260,3 +272,85 @@ class VideoAnnotator:
 
     def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
         self.close(complete=exc_type is None)
+
+
+#: Audio codecs that an MP4 file can carry as they are (copied without re-encoding).
+_MP4_AUDIO = frozenset({"aac", "mp3", "mp3float", "mp2", "mp2float", "ac3", "eac3", "opus", "libopus", "alac",
+                        "flac"})
+
+
+class _AudioCopy:
+    """Copies a video file's first audio stream into the annotated MP4, packet by packet, in step with the frames.
+
+    Best effort: a source without sound, a codec MP4 cannot carry, or any error on the way leaves the annotated
+    video without sound (never without frames)."""
+
+    def __init__(self, source: str | os.PathLike[str], start: float) -> None:
+        self.source, self.start = source, start
+        self._src: Any = None
+        self._out: Any = None
+        self._packets: Any = None
+        self._pending: Any = None
+        self._origin = 0.0  # the video stream's first time stamp: time 0 of the analysis
+        self._shift = 0
+
+    def attach(self, container: Any) -> None:
+        """Open the source and add its audio stream to ``container`` (before anything is written to it)."""
+        import av
+
+        try:
+            src = av.open(str(self.source), metadata_errors="replace")
+        except Exception:  # noqa: BLE001 - no sound, then
+            return
+        try:
+            if not src.streams.audio or not src.streams.video:
+                raise LookupError("no audio")
+            a, v = src.streams.audio[0], src.streams.video[0]
+            if (a.codec_context.name or "") not in _MP4_AUDIO or not a.time_base:
+                raise LookupError("audio codec MP4 cannot carry")
+            if v.start_time is not None and v.time_base:
+                self._origin = float(v.start_time * v.time_base)
+            self._out = container.add_stream_from_template(a)
+            if self.start > 0:
+                src.seek(int((self.start + self._origin) / a.time_base), stream=a, backward=True)
+            self._shift = round((self.start + self._origin) / a.time_base)
+            self._src, self._in, self._packets = src, a, src.demux(a)
+        except Exception:  # noqa: BLE001 - best effort: no sound
+            src.close()
+            self._out = None
+
+    def mux_until(self, container: Any, until_s: float) -> None:
+        """Copy the packets that start before ``until_s`` seconds of the annotated video."""
+        if self._packets is None:
+            return
+        try:
+            while True:
+                if self._pending is None:
+                    pkt = next(self._packets, None)
+                    if pkt is None:
+                        self.close()
+                        return
+                    if pkt.pts is None or pkt.size == 0:
+                        continue
+                    self._pending = pkt
+                pkt = self._pending
+                t = float(pkt.pts * self._in.time_base) - self._origin - self.start
+                if t >= until_s:
+                    return
+                self._pending = None
+                if t < 0:
+                    continue  # before the analysed range
+                pkt.pts -= self._shift
+                if pkt.dts is not None:
+                    pkt.dts -= self._shift
+                pkt.stream = self._out
+                container.mux(pkt)
+        except Exception:  # noqa: BLE001 - best effort: the rest of the sound is left out
+            self.close()
+
+    def close(self) -> None:
+        self._packets = None
+        if self._src is not None:
+            src, self._src = self._src, None
+            with contextlib.suppress(Exception):
+                src.close()

@@ -1223,7 +1223,7 @@ class Analyzer:
         if annotate_to is not None:
             from ferkit.annotate import VideoAnnotator
 
-            writer = VideoAnnotator(annotate_to, fps_out, self.classes)
+            writer = VideoAnnotator(annotate_to, fps_out, self.classes, audio_from=task.path, start=task.start)
         empty = FaceTable.empty(task.path, len(self.classes), self.cfg.landmarks)
         finished = False  # False when the consumer stops midway (an interrupt): the annotated video stays partial
         try:
