@@ -120,6 +120,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         d["augment"] = aug
     if d.get("folds") == 1:
         raise ConfigError("--folds needs at least 2 (k-fold cross-validation); leave it out for one run")
+    for key in ("data", "data_dir"):  # a dataset path is stored absolute: export / resume work from any folder
+        if d.get(key) and (key == "data_dir" or d[key] not in ("ferplus", "fer2013")) and Path(d[key]).exists():
+            d[key] = str(Path(d[key]).resolve())
     cfg = TrainConfig.from_dict(d)
     if Path(args.out).exists() and not Path(args.out).is_dir():
         raise OutputError(f"-o {args.out} is a file; give a folder for the run")
@@ -199,6 +202,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise InputError(f"--tta-scales must lie between 0.5 and 2 (zoom factors about 1), got {args.tta_scales}")
     if args.int8 and args.calib_faces < 16:
         raise InputError(f"--calib-faces must be at least 16 for int8 calibration, got {args.calib_faces}")
+    if args.no_tta_flip and not args.tta_scales:
+        raise InputError("--no-tta-flip only applies with --tta-scales")
     members = []
     for spec in args.runs:
         run, _, ck = spec.partition(":")
@@ -207,6 +212,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     card = export_runs(members, args.name, args.out_dir, args.data, args.data_dir, not args.no_test,
                        command=command, notes=args.notes, int8=args.int8, calib_faces=args.calib_faces,
                        tta_scales=tuple(args.tta_scales) if args.tta_scales else None,
+                       progress=lambda msg: print(f"ferkit: {msg}", file=sys.stderr),
                        tta_flip=not args.no_tta_flip)
     m = card["metrics"]
     out = {"onnx": str(Path(args.out_dir) / f"{args.name}.onnx"), "val_accuracy": m["val"]["accuracy"],
@@ -343,6 +349,18 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM (``kill``, ``timeout``), handled as an interrupt: partial outputs are kept and named."""
 
 
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: Any = None, line: str | None = None) -> None:
+    """Warnings raised by ferkit's own code as one ``ferkit: warning: ...`` line; a library's as Python shows it."""
+    import os
+    import warnings
+
+    if f"{os.sep}ferkit{os.sep}" in filename:
+        print(f"ferkit: warning: {message}", file=sys.stderr)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
 def _on_sigterm(signum: int, frame: object) -> None:
     raise Terminated()
 
@@ -352,10 +370,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import signal
     import threading
+    import warnings
 
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    show = warnings.showwarning
+    warnings.showwarning = _show_warning  # "ferkit: warning: ...", not a source line
     try:
         return int(args.func(args) or 0)
     except FerkitError as e:
@@ -371,5 +392,6 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # (no second error when Python flushes)
         return 141
     finally:
+        warnings.showwarning = show
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

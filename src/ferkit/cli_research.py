@@ -140,7 +140,12 @@ def run_compare(args: argparse.Namespace) -> int:
 
 def run_plots(args: argparse.Namespace) -> int:
     from .embed.plots import make_plots
+    from .errors import OutputError
 
+    try:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot write plots to {args.out}: {exc.strerror or exc}") from None
     for p in make_plots(args.out, n_tsne=args.n):
         print(p)
     return 0

@@ -341,7 +341,8 @@ def _best(vals: list[Any], higher: bool) -> set[int]:
     if not ok:
         return set()
     target = max(v for _, v in ok) if higher else min(v for _, v in ok)
-    return {i for i, v in ok if np.isclose(v, target, rtol=0, atol=1e-12)}
+    best = {i for i, v in ok if np.isclose(v, target, rtol=0, atol=1e-12)}
+    return set() if len(best) == len(ok) > 1 else best  # all equal (e.g. every model 0 on a class): none is best
 
 
 def _table(header: list[str], rows: list[list[Any]], fmts: list[str], higher: list[bool | None]) -> str:

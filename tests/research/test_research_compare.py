@@ -27,6 +27,7 @@ def test_markdown_marks_best() -> None:
     assert "–" in md  # missing value
     assert _best([1.0, float("nan"), 3.0], True) == {2}
     assert _best([1.0, 1.0, 3.0], False) == {0, 1}
+    assert _best([0.0, 0.0, 0.0], True) == set()  # a tie of every row marks nothing
     one = _doc()
     one["results"] = one["results"][:1]
     assert "**" not in markdown(one)  # a single model: nothing to mark as best

@@ -151,10 +151,20 @@ def test_bad_flags_are_refused_before_any_work(tmp_path, capsys):
         (["train", "--model", "cnn4", "--model-arg", "input_size", "-o", str(tmp_path / "r")], "KEY=VALUE"),
         (["train", "--model", "cnn4", "--folds", "1", "-o", str(tmp_path / "r")], "at least 2"),
         (["train", "--model", "cnn4", "-o", str(afile)], "is a file"),
+        (["export", str(tmp_path), "--name", "x", "--no-tta-flip"], "only applies with --tta-scales"),
     ]
+    run = ["train", "--model", "cnn4", "--data", "ferplus", "--quiet", "-o", str(tmp_path / "bad")]
+    for extra, needle in [(["--epochs", "0"], "epochs must be >= 1"), (["--max-train", "-5"], "max_train"),
+                          (["--batch-size", "0"], "batch_size must be >= 1"), (["--lr", "-1"], "learning rate"),
+                          (["--crop", "0"], "crop must be in (0, 1]"), (["--crop", "1.5"], "crop must be in"),
+                          (["--folds", "-2"], "folds must be 0 (off) or >= 2"),
+                          (["--kd-views", "2"], "kd_views needs teachers")]:
+        cases.append((run + extra, needle))
     for argv, needle in cases:
         assert main(argv) == 2, argv
-        assert needle in capsys.readouterr().err, argv
+        err = capsys.readouterr().err
+        assert needle in err and "Traceback" not in err, (argv, err)
+    assert not (tmp_path / "bad").exists()  # a run refused before its first checkpoint leaves no folder
 
 
 def test_unknown_model_argument_is_refused(tmp_path, capsys):
@@ -173,3 +183,27 @@ def test_output_into_a_closed_pipe_ends_quietly():
     err = p.stderr.read()
     assert p.wait(timeout=120) == 141
     assert "Traceback" not in err and "BrokenPipe" not in err
+
+
+def test_train_run_folder_is_locked_and_datasets_are_stored_absolute(tmp_path, data_dir, monkeypatch, capsys):
+    from ferkit.errors import OutputError
+    from ferkit.io._files import FolderLock
+
+    run = tmp_path / "run"
+    with FolderLock(run, "busy"):  # as a second `ferkit train -o run` sees a run in progress
+        assert main(["train", "--model", "cnn4", "--data", "ferplus", "--data-dir", str(data_dir), "--quiet",
+                     "--epochs", "1", "--max-train", "64", "--max-eval", "64", "-o", str(run)]) == 2
+        assert "another training run is using" in capsys.readouterr().err
+    with pytest.raises(OutputError, match="busy"), FolderLock(tmp_path / "b", "free"), FolderLock(tmp_path / "b",
+                                                                                                   "busy"):
+        pass
+    monkeypatch.chdir(data_dir.parent)
+    assert main(["train", "--model", "cnn4", "--data", "ferplus", "--data-dir", data_dir.name, "--quiet",
+                 "--epochs", "1", "--max-train", "64", "--max-eval", "64", "-o", str(run)]) == 0
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["data_dir"] == str(data_dir.resolve())  # export / resume work from any folder
+
+
+def test_export_name_must_be_a_file_name(tmp_path, capsys):
+    assert main(["export", str(tmp_path), "--name", "../escape", "--out-dir", str(tmp_path / "w")]) == 2
+    assert "give a plain file name" in capsys.readouterr().err

@@ -150,6 +150,10 @@ def test_path_csv(tmp_path):
     p.write_text("path,label\ntrain/happy/0.png,happy\nmissing.png,neutral\ntrain/neutral/1.png,neutral\n")
     fs = load_path_csv(p)  # a missing file is skipped and counted
     assert len(fs) == 2 and fs.excluded["unreadable images"] == 1
+    short = tmp_path / "short.csv"
+    short.write_text("path,label\ntrain/happy/0.png,happy\ntrain/neutral/1.png\n")  # a row without its label
+    with pytest.raises(DatasetError, match="line 3: a path and a label are needed"):
+        load_path_csv(short)
     bad = tmp_path / "bad.csv"
     bad.write_text("file,class\nx,y\n")
     with pytest.raises(DatasetError, match="path,label"):

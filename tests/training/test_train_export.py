@@ -408,3 +408,15 @@ def test_export_errors_name_what_is_missing(tmp_path) -> None:
     assert resolve_checkpoint(run, "last.pt") == run / "last.pt"  # RUN:last.pt is looked up in the run
     with pytest.raises(ModelError, match="not found"):
         resolve_checkpoint(run, "other.pt")
+
+
+def test_export_of_an_unfinished_run_says_so(small_sets, tmp_path, slice_dir):
+    tr, va = small_sets
+    run = tmp_path / "run"
+    Trainer(TrainConfig(model="cnn4", epochs=1, batch_size=128), run, train=tr, val=va, quiet=True).run()
+    (run / "metrics.json").unlink()  # as while it is still training
+    from ferkit.training.export import export_runs
+
+    with pytest.warns(UserWarning, match="has not finished training"):
+        card = export_runs([(run, None)], "u", tmp_path / "w", "ferplus", str(slice_dir), evaluate_test=False)
+    assert card["members"][0]["finished_training"] is False

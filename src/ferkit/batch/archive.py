@@ -126,18 +126,9 @@ class Archive:
 
     # -- locking ----------------------------------------------------------------------------------------------
     def __enter__(self) -> Archive:
-        import fcntl
+        from ferkit.io._files import FolderLock
 
-        try:
-            self._lock_fh = open(self.root / ".lock", "a+")  # noqa: SIM115 - held until __exit__
-        except OSError as exc:
-            raise OutputError(f"cannot use {self.root} as a batch folder: {exc.strerror or exc}") from None
-        try:
-            fcntl.flock(self._lock_fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            self._lock_fh.close()
-            self._lock_fh = None
-            raise OutputError(f"another batch run is using {self.root}") from None
+        self._lock_fh = FolderLock(self.root, f"another batch run is using {self.root}").__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -145,7 +136,7 @@ class Archive:
             self._log_fh.close()
             self._log_fh = None
         if self._lock_fh is not None:
-            self._lock_fh.close()  # closing releases the flock
+            self._lock_fh.__exit__()  # releases the flock
             self._lock_fh = None
 
     # -- status log -------------------------------------------------------------------------------------------

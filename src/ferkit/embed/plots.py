@@ -3,6 +3,7 @@ faces ("stacked faces"), and a grid of explanation heat maps."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -181,6 +182,9 @@ def make_plots(out_dir: str | Path = "docs/research", n_tsne: int = 1500, seed: 
     paths = [embedding_figure(embs, te.labels[idx], classes, out_dir / "tsne.png", "tsne", seed)]
     if importlib.util.find_spec("umap") is not None:
         paths.append(embedding_figure(embs, te.labels[idx], classes, out_dir / "umap.png", "umap", seed))
+    else:
+        print("ferkit: umap-learn is not installed: t-SNE only (pip install umap-learn for umap.png)",
+              file=sys.stderr)
     m = tr.labels >= 0
     paths.append(mean_faces_figure(tr.images[m], tr.labels[m], classes, out_dir / "mean_faces.png"))
     paths.append(subsets_figure(te.images, out_dir / "subsets.png"))

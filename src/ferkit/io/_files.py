@@ -51,3 +51,37 @@ def file_sha256(path: PathLike) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+class FolderLock:
+    """An exclusive lock on ``folder/.lock`` (``flock``), held while in use: a second process using the same
+    folder (a batch archive, a training run) gets :class:`~ferkit.errors.OutputError` with ``busy`` as the
+    message. Released when closed, or when the process ends, however it ends."""
+
+    def __init__(self, folder: PathLike, busy: str) -> None:
+        self.path = Path(folder) / ".lock"
+        self.busy = busy
+        self._fh: object = None
+
+    def __enter__(self) -> FolderLock:
+        import fcntl
+
+        from ferkit.errors import OutputError
+
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fh = open(self.path, "a+")  # noqa: SIM115 - held until __exit__
+        except OSError as exc:
+            raise OutputError(f"cannot use {self.path.parent}: {exc.strerror or exc}") from None
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.close()
+            raise OutputError(self.busy) from None
+        self._fh = fh
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fh is not None:
+            self._fh.close()  # type: ignore[attr-defined]  # closing releases the flock
+            self._fh = None

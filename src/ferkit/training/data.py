@@ -285,6 +285,9 @@ def load_path_csv(path: str | Path, classes: tuple[str, ...] | None = None, size
         rows = list(reader)
     if not rows:
         raise DatasetError(f"{path}: no rows; expected {layout}")
+    for line, r in enumerate(rows, start=2):
+        if not (r.get("path") or "").strip() or not (r.get("label") or "").strip():
+            raise DatasetError(f"{path}, line {line}: a path and a label are needed; expected {layout}")
     source = str(path)
     if has_split:
         if classes is None:

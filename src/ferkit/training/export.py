@@ -8,6 +8,7 @@ import json
 import os
 import platform
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -346,6 +347,7 @@ def member_report(run: str | Path, checkpoint: str | Path | None, val: FaceSet) 
         "train_hardware": run_metrics.get("hardware"),
         "epochs_run": run_metrics.get("epochs_run"),
         "best_epoch": run_metrics.get("best_epoch"),
+        "finished_training": metrics_path.exists(),
     }
     return model, info
 
@@ -420,6 +422,7 @@ def export_runs(
     calib_faces: int = 1024,
     tta_scales: tuple[float, ...] | None = None,
     tta_flip: bool = True,
+    progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Export one run or an accuracy-weighted ensemble of runs as ``out_dir/name.onnx`` + ``name.json``.
 
@@ -428,12 +431,19 @@ def export_runs(
     method (``minmax``, ``percentile``, ``entropy``) to ship a static int8 model instead (activation ranges from
     ``calib_faces`` training faces; :mod:`ferkit.training.quantize`). ``tta_scales``: bake test-time
     augmentation (zoomed views, and their mirrors with ``tta_flip``) into the exported graph (:class:`TTA`).
+    ``progress``: called with a line per stage (the CLI prints them).
     """
+    say = progress or (lambda _msg: None)
     from .data import load_dataset
 
     out_dir = Path(out_dir)
+    if not name or name != Path(name).name or name.startswith("."):
+        raise ModelError(f"model name {name!r}: give a plain file name (no folder: the files go to --out-dir)")
     for run, ck in members:  # every run and checkpoint exists, before any data is loaded
         resolve_checkpoint(run, ck)
+        if not (Path(run) / "metrics.json").is_file():  # still training, or stopped before its end
+            warnings.warn(f"{run} has not finished training (no metrics.json): exporting its checkpoint so far",
+                          stacklevel=2)
     if data is None:  # the members' own dataset
         used = {json.loads((Path(run) / "config.json").read_text()).get("data", "ferplus") for run, _ in members}
         if len(used) != 1:
@@ -448,7 +458,8 @@ def export_runs(
         except DatasetError as exc:
             raise DatasetError(f"{exc}; export with --no-test (evaluate_test=False) to skip the test split") from None
     models, member_info = [], []
-    for run, ck in members:
+    for i, (run, ck) in enumerate(members):
+        say(f"member {i + 1}/{len(members)}: {run} on {len(val)} validation faces")
         model, info = member_report(run, ck, val)
         models.append(model)
         member_info.append(info)
@@ -465,6 +476,8 @@ def export_runs(
         pick = np.random.default_rng(0).choice(len(train.images), min(calib_faces, len(train.images)), replace=False)
         calib = train.images[np.sort(pick)]
         calib_batch = max(4, 64 // ((tta_info["views"] if tta_info else 1) * len(models)))
+    say(f"writing {final_onnx}" + (f" (int8, calibrated on {len(calib)} training faces)" if int8 else "")
+        + ", then scoring it on validation" + (" and test" if test is not None else ""))
     try:
         card = _write_and_describe(net, onnx_path, name, classes, val, test, data, int8, calib, calib_batch,
                                    kind, member_info, tta_info, command, notes)

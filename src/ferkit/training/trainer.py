@@ -9,8 +9,10 @@ import math
 import os
 import platform
 import random
+import shutil
 import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -95,11 +97,40 @@ class TrainConfig:
             d["augment"] = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in aug.items()})
         return cls(**d)
 
+    def check(self) -> None:
+        """Refuse values and combinations that cannot train (a clear error instead of a crash deep in torch)."""
+        def need(ok: bool, msg: str) -> None:
+            if not ok:
+                raise ConfigError(msg)
+
+        need(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
+        need(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
+        need(self.lr > 0 and self.head_lr > 0, f"the learning rate must be > 0, got {self.lr}")
+        need(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
+        need(0 <= self.ema < 1, f"ema must be in [0, 1), got {self.ema}")
+        need(self.patience >= 0 and self.head_epochs >= 0, "patience and head_epochs must be >= 0")
+        need(self.max_train >= 0 and self.max_eval >= 0, "max_train and max_eval must be >= 0 (0: all)")
+        need(self.folds == 0 or self.folds >= 2, f"folds must be 0 (off) or >= 2, got {self.folds}")
+        need(0 < self.augment.crop <= 1, f"crop must be in (0, 1] (the central fraction kept), got "
+                                         f"{self.augment.crop}")
+        need(self.mixup >= 0 and self.label_smoothing >= 0 and self.deadline_min >= 0,
+             "mixup, label_smoothing and deadline_min must be >= 0")
+        need(self.kd_views >= 0, f"kd_views must be >= 0, got {self.kd_views}")
+        need(not self.kd_views or bool(self.teachers), "kd_views needs teachers (--teacher RUN): it caches their "
+                                                       "outputs on augmented views")
+        need(self.channels in (1, 3), f"channels must be 1 or 3, got {self.channels}")
+
 
 #: Settings a run cannot change when it resumes from ``last.pt`` (the checkpoint or the data would not fit).
 RESUME_FIXED = frozenset({"model", "model_kwargs", "data", "labels", "channels", "scheme", "ml_threshold",
                           "drop_single_votes", "drop_unscored_train", "folds", "fold", "max_train", "soft_targets",
                           "kd_views", "head_epochs"})
+
+
+def _has_votes(ds: Any) -> bool:
+    """Whether a dataset's targets are vote distributions (FER+), not one-hot labels."""
+    t = np.asarray(ds.targets)
+    return bool(len(t)) and not bool(np.all((t == 0) | (t == 1)) and np.all(t.sum(1) == 1))
 
 
 def pick_device(name: str) -> torch.device:
@@ -237,6 +268,7 @@ class Trainer:
             torch.backends.cudnn.benchmark = True
         if cfg.workers_threads:
             torch.set_num_threads(cfg.workers_threads)
+        cfg.check()
         set_seed(cfg.seed)
         unknown = set(cfg.model_kwargs) - model_arguments(cfg.model)
         if unknown:  # (the factories ignore unknown keywords: a typo would train the default model)
@@ -254,10 +286,15 @@ class Trainer:
             raise ConfigError("drop_single_votes needs raw vote counts; soft_targets blends them into probabilities")
         if cfg.scheme == "ml" and cfg.label_smoothing > 0:
             raise ConfigError("label smoothing does not apply to the multi-label (ml) scheme")
+        if cfg.scheme in ("ml", "pld") and not _has_votes(self.train_set):
+            what = ("PLD draws that label every time (plain cross-entropy)" if cfg.scheme == "pld"
+                    else "ML becomes one-vs-rest on that label")
+            warnings.warn(f"the {cfg.scheme} scheme learns from crowd votes, and {cfg.data} has one label per "
+                          f"face: {what}", stacklevel=2)
         if cfg.soft_targets and train is None:
             soft = np.load(cfg.soft_targets).astype(np.float32)
             if soft.shape != self.train_set.targets.shape:
-                raise ValueError(
+                raise ConfigError(
                     f"soft targets {soft.shape} do not match the training set {self.train_set.targets.shape}"
                 )
             votes = self.train_set.targets / np.maximum(self.train_set.targets.sum(1, keepdims=True), 1e-8)
@@ -318,14 +355,14 @@ class Trainer:
             m, _ = load_run_model(run, ck or None)
             t_crop = m.crop if isinstance(m, CloseCropped) else 1.0
             if t_crop != self.cfg.augment.crop:
-                raise ValueError(f"teacher {spec} was trained on close crops of {t_crop}, this run uses "
+                raise ConfigError(f"teacher {spec} was trained on close crops of {t_crop}, this run uses "
                                  f"{self.cfg.augment.crop}: distil between runs with the same crop")
             if t_crop < 1.0:
                 m = m.model  # the student's batches are cropped already
             with torch.no_grad():
                 n_out = m(torch.zeros(1, self.cfg.channels, 48, 48)).shape[1]
             if n_out != len(self.classes):
-                raise ValueError(f"teacher {spec} predicts {n_out} classes, the data has {len(self.classes)}")
+                raise ConfigError(f"teacher {spec} predicts {n_out} classes, the data has {len(self.classes)}")
             for p in m.parameters():
                 p.requires_grad_(False)
             m = m.to(self.device).eval()
@@ -357,7 +394,7 @@ class Trainer:
         teachers' probabilities on exactly those pixels; the teachers are freed afterwards."""
         cfg, dev = self.cfg, self.device
         if self.b_train is not None or cfg.mixup > 0:
-            raise ValueError("kd_views does not support region-box models or mixup")
+            raise ConfigError("kd_views does not support region-box models or mixup")
         t0 = time.time()
         n, k = len(self.x_train), len(self.classes)
         self.bank = torch.empty((cfg.kd_views, *self.x_train.shape), dtype=torch.uint8, device=dev)
@@ -439,8 +476,10 @@ class Trainer:
         hard = {k: d for k, d in diff.items() if k in RESUME_FIXED}
         if hard:
             what = "; ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in hard.items())
-            raise ConfigError(f"{self.run_dir} holds a run with other settings ({what}): resume it with its own "
-                              "settings (ferkit train --config RUN/config.json -o RUN) or train into a new folder")
+            run = self.run_dir.parent if self.cfg.fold >= 0 else self.run_dir  # a fold: the k-fold run's folder
+            raise ConfigError(f"{run} holds a run with other settings ({what}): resume it with its own settings "
+                              f"(the same ferkit train command, or --config of its settings) or train into a new "
+                              "folder")
         text = ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in diff.items())
         if text and not self.quiet:
             print(f"ferkit: resuming {self.run_dir} with changed settings: {text}", file=sys.stderr)
@@ -653,12 +692,28 @@ class Trainer:
 
 def train(cfg: TrainConfig, run_dir: str | Path, quiet: bool = False) -> dict[str, Any]:
     """Train one model, or ``cfg.folds`` models for stratified k-fold CV (mean ± std in ``cv.json``)."""
+    cfg.check()
+    from ..io._files import FolderLock
+
+    new = not Path(run_dir).exists()
+    try:
+        with FolderLock(run_dir, f"another training run is using {run_dir}"):
+            return _train(cfg, run_dir, quiet)
+    except BaseException:
+        if new and Path(run_dir).is_dir() and not any(Path(run_dir).rglob("*.pt")):
+            shutil.rmtree(run_dir, ignore_errors=True)  # a run that failed before its first checkpoint: no debris
+        raise
+
+
+def _train(cfg: TrainConfig, run_dir: str | Path, quiet: bool) -> dict[str, Any]:
     if cfg.folds <= 1:
         return Trainer(cfg, run_dir, quiet=quiet).run()
     full = load_dataset(cfg.data, "train", cfg.labels, cfg.data_dir)
     if cfg.drop_unscored_train:
         full = full.subset(np.flatnonzero(full.labels >= 0))
     hard = np.where(full.labels >= 0, full.labels, full.targets.argmax(1))
+    if cfg.folds > len(hard) // 2:
+        raise ConfigError(f"{cfg.folds} folds of {len(hard)} training faces leave folds nearly empty: use fewer")
     folds = stratified_folds(hard, cfg.folds, cfg.seed)
     results = []
     for i, val_idx in enumerate(folds):
