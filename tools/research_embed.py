@@ -4,7 +4,8 @@ encoder + MLP head trained on 20 % of the labelled training faces).
 
 Outputs: /work/runs/research/ferplus_ae<kind>_semi/ (loadable run dirs: config.json, best.pt, metrics.json,
 val_logits.npy), docs/research/runs/<name>/ (config, log, metrics) and docs/research/embeddings.json.
-Usage: ``python tools/research_embed.py [--minutes 3] [--epochs 8]``.
+Usage: ``python tools/research_embed.py [--minutes 3] [--epochs 8]``; a smoke run that leaves the repo alone:
+``python tools/research_embed.py --kinds dense --epochs 1 --max-train 500 --out /tmp/ae --docs /tmp/ae/docs``.
 """
 
 from __future__ import annotations
@@ -36,11 +37,16 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--minutes", type=float, default=3.0, help="wall-clock budget per autoencoder")
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--label-fraction", type=float, default=0.2)
-    ap.add_argument("--out", default="/work/runs/research")
+    ap.add_argument("--out", default="/work/runs/research", help="run folders (checkpoints)")
+    ap.add_argument("--docs", default=str(ROOT / "docs" / "research"),
+                    help="where the records go (runs/<name>/ and embeddings.json; default: the repo's docs/research)")
+    ap.add_argument("--max-train", type=int, default=0, help="> 0: only the first N training faces (a smoke run)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     torch.manual_seed(0)
     tr, va, te = load_npz("train", "ferplus"), load_npz("val", "ferplus"), load_npz("test", "ferplus")
+    if args.max_train > 0:
+        tr = tr.subset(np.arange(min(args.max_train, len(tr))))
     scored = np.flatnonzero(tr.labels >= 0)
     rng = np.random.default_rng(0)
     few = np.sort(rng.choice(scored, int(round(args.label_fraction * len(scored))), replace=False))
@@ -91,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
         (run / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
         np.save(run / "val_logits.npy", logits.astype(np.float32))
         torch.save({"model": model.state_dict()}, run / "best.pt")
-        doc = ROOT / "docs" / "research" / "runs" / name
+        doc = Path(args.docs) / "runs" / name
         doc.mkdir(parents=True, exist_ok=True)
         for f in ("config.json", "log.jsonl", "metrics.json"):
             shutil.copy(run / f, doc / f)
@@ -99,7 +105,7 @@ def main(argv: list[str] | None = None) -> None:
                          "final_mse": log[-1]["mse"] if log else None, "cluster_test_accuracy": cl["accuracy"],
                          "cluster_names": metrics["cluster_names"], "semi_val_accuracy": rep["accuracy"]}
         print(json.dumps({name: summary[kind]}), flush=True)
-    out = ROOT / "docs" / "research" / "embeddings.json"
+    out = Path(args.docs) / "embeddings.json"
     old = json.loads(out.read_text()) if out.exists() else {}
     old.update(summary)
     out.write_text(json.dumps(old, indent=2))
