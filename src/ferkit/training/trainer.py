@@ -548,7 +548,9 @@ class Trainer:
             model.train()
             idx = torch.from_numpy(self.epoch_indices(rng)).to(dev)
             n_steps = math.ceil(len(idx) / cfg.batch_size)
-            bar = tqdm(range(n_steps), desc=f"epoch {epoch + 1}/{total_epochs}", leave=False, disable=self.quiet)
+            until = f", or {cfg.deadline_min:g} min" if cfg.deadline_min > 0 else ""  # whichever comes first
+            bar = tqdm(range(n_steps), desc=f"epoch {epoch + 1}/{total_epochs}{until}", leave=False,
+                       disable=self.quiet)
             loss_sum, seen = torch.zeros((), device=dev), 0
             for s in bar:
                 b = idx[s * cfg.batch_size : (s + 1) * cfg.batch_size]
