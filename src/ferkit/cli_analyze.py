@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from ferkit.errors import FerkitError, OutputError
@@ -76,24 +77,22 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 # argparse type helpers: a bad value is a usage error (exit 2) with a clear message
-def _positive_int(v: str) -> int:
-    try:
-        n = int(v)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v!r}")
-    return n
+def _int_type(low: int, high: int | None, phrase: str) -> Callable[[str], int]:
+    """An argparse type: an integer in ``[low, high]``, else "expected <phrase>, got '...'"."""
+    def parse(v: str) -> int:
+        try:
+            n = int(v)
+        except ValueError:
+            n = None
+        if n is None or n < low or (high is not None and n > high):
+            raise argparse.ArgumentTypeError(f"expected {phrase}, got {v!r}")
+        return n
+
+    return parse
 
 
-def _non_negative_int(v: str) -> int:
-    try:
-        n = int(v)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {v!r}") from None
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {v!r}")
-    return n
+_positive_int = _int_type(1, None, "a positive integer")
+_non_negative_int = _int_type(0, None, "an integer >= 0")
 
 
 def _positive_float(v: str) -> float:
@@ -243,7 +242,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             print(f"ferkit: error: none of the {len(statuses)} inputs could be analysed", file=sys.stderr)
         return 2
-    failed = [s for s in statuses if not s.ok or s.frames_lost]
+    failed = [s for s in statuses if not s.clean]
     if failed and not args.quiet and len(statuses) > 1:
         print(f"ferkit: {len(failed)} of {len(statuses)} inputs failed, stopped early or had damaged frames",
               file=sys.stderr)

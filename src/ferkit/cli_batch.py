@@ -11,7 +11,7 @@ import os
 import sys
 from typing import Any
 
-from ferkit.cli_analyze import _non_negative_float, _positive_float, _positive_int, _unit_float
+from ferkit.cli_analyze import _int_type, _non_negative_float, _positive_float, _positive_int, _unit_float
 
 BATCH_EPILOG = """examples:
   ferkit batch photos/ -o results/                        local process pool, one process per core
@@ -191,14 +191,7 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_serve)
 
 
-def _port(v: str) -> int:
-    try:
-        n = int(v)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a port number 0-65535, got {v!r}") from None
-    if not 0 <= n <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a port number 0-65535, got {v!r}")
-    return n
+_port = _int_type(0, 65535, "a port number 0-65535")
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

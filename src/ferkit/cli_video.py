@@ -139,7 +139,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         with Analyzer(every=args.every, fps=args.fps, model=args.model, workers=args.workers,
                       sentiment_map=args.sentiment_map, tracker=Tracker(max_missed=args.max_missed)) as az:
             res = az.analyze(list(args.inputs), progress=not args.quiet)
-        failed = res.failed + [s for s in res.statuses if s.ok and s.frames_lost]  # (damaged frames: exit 1)
+        failed = [s for s in res.statuses if not s.clean]  # failed, stopped early or damaged frames: exit 1
         analysed = sum(s.status in ("ok", "no_face", "partial") for s in res.statuses)
         for s in failed:
             print(f"ferkit: warning: {s.describe()}", file=sys.stderr)

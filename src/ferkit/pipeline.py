@@ -1282,21 +1282,12 @@ def _resolve(inputs: Any, recursive: bool) -> list[_Source]:
             out.append(_Source(repr(item)[:60], "image", error=f"not a path or an image array ({type(item).__name__})"))
             continue
         for src in expand_sources([item], recursive=recursive):
-            name = os.fspath(src.path) if os.fspath(item).strip() else "''"
+            name = src.name
             if src.error is not None:
-                out.append(_Source(name, src.kind or "image", src.path, error=_source_error(src)))
+                out.append(_Source(name, src.kind or "image", src.path, error=src.describe()))
             else:
                 out.append(_Source(name, src.kind or "image", src.path))
     return out
-
-
-def _source_error(src: Any) -> str:
-    from ferkit.io.sources import EMPTY_PATH
-
-    if src.error == EMPTY_PATH:
-        return "'': " + src.error
-    listed = src.origin is not None and not os.path.isdir(src.origin)  # a line of a list file (not a folder)
-    return f"{src.path}{f' (listed in {src.origin.lstrip(chr(64))})' if listed else ''}: {src.error}"
 
 
 def _progress(enabled: bool, sources: list[_Source]) -> Any:

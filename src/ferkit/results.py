@@ -96,6 +96,11 @@ class SourceStatus:
         """True when the source was analysed completely (with or without faces)."""
         return self.status in ("ok", "no_face")
 
+    @property
+    def clean(self) -> bool:
+        """Analysed completely with nothing to report: ``ok`` and no damaged frames (what exit status 0 needs)."""
+        return self.ok and not self.frames_lost
+
     def describe(self) -> str:
         """One line for users."""
         if self.status == "failed":

@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
 
-
-def _tool():
-    spec = importlib.util.spec_from_file_location("select_default", ROOT / "tools" / "select_default.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_export_command_per_view_set(tmp_path) -> None:
-    tool = _tool()
+def test_export_command_per_view_set(load_tool, tmp_path) -> None:
+    tool = load_tool("select_default")
     for run in ("c/a", "c/b"):
         (tmp_path / run).mkdir(parents=True)
         (tmp_path / run / "config.json").write_text(json.dumps({"data": "ferplus"}))

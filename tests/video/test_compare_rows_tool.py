@@ -2,20 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pandas as pd
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _tool():
-    spec = importlib.util.spec_from_file_location("compare_rows", ROOT / "tools" / "compare_rows.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _table(xs: list[float], happy: list[float]) -> pd.DataFrame:
@@ -26,8 +14,8 @@ def _table(xs: list[float], happy: list[float]) -> pd.DataFrame:
                          "neutral": [1 - h for h in happy]})
 
 
-def test_differences_and_steadiness():
-    tool = _tool()
+def test_differences_and_steadiness(load_tool):
+    tool = load_tool("compare_rows")
     a = _table([0, 1, 2, 3], [0.9, 0.9, 0.8, 0.9])
     b = _table([0, 1, 5, 3], [0.9, 0.9, 0.4, 0.9])
     d = tool.differences(a, b)

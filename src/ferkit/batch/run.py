@@ -213,8 +213,8 @@ def run_batch(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[s
     from ferkit.io.sources import EMPTY_PATH, NOT_FOUND
 
     options = dict(options or {})
-    _check_models(options)  # an unknown model or detector stops here, not as a failure of every input
-    model_id = _model_identity(str(options.get("model") or "default"))
+    _check_detector(options.get("detector"))  # an unknown detector or model stops here, not as a failure of
+    model_id = _model_identity(str(options.get("model") or "default"))  # every input
     digest = options_digest({**options, "model_sha256": model_id})  # new weights in the same file redo the inputs
     t0 = time.perf_counter()
     summary = BatchSummary()
@@ -230,14 +230,14 @@ def run_batch(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[s
         seen: list[str] = []
         missing: list[str] = []
         for src in sources:
-            name = "''" if src.error == EMPTY_PATH else os.path.realpath(os.fspath(src.path))
+            name = src.name if src.error == EMPTY_PATH else os.path.realpath(src.path)
             seen.append(name)
             if src.error is not None:
                 old = records.get(name)
                 if src.error == NOT_FOUND and old is not None and old.status != "failed":
                     missing.append(name)  # e.g. an unmounted drive: the earlier results stay
                     continue
-                rec = StatusRecord(name, src.kind or "image", "failed", f"{src.path}: {src.error}",
+                rec = StatusRecord(name, src.kind or "image", "failed", src.describe(),
                                    finished_at=time.time())
                 old = records.get(name)
                 if old is None or (old.status, old.reason) != (rec.status, rec.reason):
@@ -293,25 +293,19 @@ def run_batch(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[s
     return summary
 
 
-def _check_models(options: dict[str, Any]) -> None:
+def _check_detector(detector: str | None) -> None:
     from ferkit.face.detect import list_detectors
-    from ferkit.inference.model import resolve_model
 
-    resolve_model(str(options.get("model") or "default"))  # ModelError (a FerkitError) when unknown
-    detector = options.get("detector")
     if detector is not None and detector not in list_detectors():
         raise InputError(f"unknown face detector {detector!r}; known detectors: {', '.join(list_detectors())}")
 
 
 def _model_identity(model: str) -> str:
-    """sha256 of the expression model's ONNX file (from its card when recorded there), or the name if unknown."""
-    from ferkit.errors import ModelError
+    """sha256 of the expression model's ONNX file (from its card when recorded there); :class:`ModelError` when
+    there is no such model."""
     from ferkit.inference.model import resolve_model
 
-    try:
-        onnx_path, card_path = resolve_model(model)
-    except ModelError:
-        return model  # the analysis will report the unknown model
+    onnx_path, card_path = resolve_model(model)
     try:
         card = json.loads(card_path.read_text())
         if card.get("sha256") and card.get("size_bytes") == onnx_path.stat().st_size:

@@ -51,8 +51,21 @@ class Source:
     def ok(self) -> bool:
         return self.error is None
 
+    @property
+    def name(self) -> str:
+        """The input as users named it (``''`` for an empty path, which ``Path`` would show as ``.``)."""
+        return "''" if self.error == EMPTY_PATH else os.fspath(self.path)
+
+    def describe(self) -> str:
+        """``path (listed in LIST): problem`` for an input that cannot be used (the list named when it came from
+        one)."""
+        where = ""
+        if self.origin is not None and not os.path.isdir(self.origin):  # a line of a list file, not a folder
+            where = f" (listed in {self.origin.lstrip('@')})"
+        return f"{self.name}{where}: {self.error}"
+
     def __str__(self) -> str:
-        return str(self.path) if self.ok else f"{self.path}: {self.error}"
+        return self.name if self.ok else f"{self.name}: {self.error}"
 
 
 def expand_sources(inputs: Iterable[str | os.PathLike[str]] | str | os.PathLike[str], recursive: bool = True, *,
