@@ -78,6 +78,11 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--kd-views", type=int,
                    help="cache N augmented views per training face and the teachers' outputs on them once, "
                         "then train without teacher forwards (default 0: teachers run on every batch)")
+    p.add_argument("--init", metavar="RUN[:CHECKPOINT]",
+                   help="fine-tune: start from the weights of this trained run (same model and arguments)")
+    p.add_argument("--soft-targets", metavar="NPY",
+                   help="teacher probabilities for every training face (tools/teacher_targets.py), blended with "
+                        "the labels by soft_weight (default 0.5)")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--quiet", action="store_true")
 
@@ -103,7 +108,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "folds": args.folds, "seed": args.seed, "device": args.device, "deadline_min": args.deadline_min,
         "max_train": args.max_train, "max_eval": args.max_eval, "workers_threads": args.threads,
         "teachers": args.teacher, "kd_weight": args.kd_weight, "kd_temperature": args.kd_temperature,
-        "kd_views": args.kd_views,
+        "kd_views": args.kd_views, "init": args.init, "soft_targets": args.soft_targets,
     }
     d.update({k: v for k, v in flat.items() if v is not None})
     if args.model_arg:
@@ -120,9 +125,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         d["augment"] = aug
     if d.get("folds") == 1:
         raise ConfigError("--folds needs at least 2 (k-fold cross-validation); leave it out for one run")
-    for key in ("data", "data_dir"):  # a dataset path is stored absolute: export / resume work from any folder
+    # Paths are stored absolute, so that export and resume work from any folder.
+    for key in ("data", "data_dir", "soft_targets"):
         if d.get(key) and (key == "data_dir" or d[key] not in ("ferplus", "fer2013")) and Path(d[key]).exists():
             d[key] = str(Path(d[key]).resolve())
+    if d.get("init"):
+        run, colon, ck = d["init"].partition(":")
+        if Path(run).is_dir():
+            d["init"] = str(Path(run).resolve()) + colon + ck
     cfg = TrainConfig.from_dict(d)
     if Path(args.out).exists() and not Path(args.out).is_dir():
         raise OutputError(f"-o {args.out} is a file; give a folder for the run")

@@ -420,3 +420,33 @@ def test_export_of_an_unfinished_run_says_so(small_sets, tmp_path, slice_dir):
     with pytest.warns(UserWarning, match="has not finished training"):
         card = export_runs([(run, None)], "u", tmp_path / "w", "ferplus", str(slice_dir), evaluate_test=False)
     assert card["members"][0]["finished_training"] is False
+
+
+def test_warm_start_begins_from_the_runs_weights(small_sets, tmp_path) -> None:
+    from ferkit.errors import ConfigError
+
+    tr, va = small_sets
+    src = tmp_path / "src"
+    Trainer(TrainConfig(model="cnn4", epochs=2, batch_size=128, patience=0), src, train=tr, val=va,
+            quiet=True).run()
+    src_acc = json.loads((src / "metrics.json").read_text())["val"]["accuracy"]
+    t = Trainer(TrainConfig(model="cnn4", epochs=1, init=f"{src}:best.pt"), tmp_path / "ft", train=tr, val=va,
+                quiet=True)
+    best = torch.load(src / "best.pt", weights_only=False)["model"]
+    assert all(torch.equal(v.float(), best[k].float()) for k, v in t.model.state_dict().items())
+    acc, _ = t.evaluate(t.model)
+    assert acc == pytest.approx(src_acc)  # before any step it is the source model
+    fresh = Trainer(TrainConfig(model="cnn4", epochs=1), tmp_path / "fresh", train=tr, val=va, quiet=True)
+    assert not all(torch.equal(v, best[k].float()) for k, v in fresh.model.state_dict().items())
+    with pytest.raises(ConfigError, match="warm starts need the same model"):
+        Trainer(TrainConfig(model="mini_xception", init=str(src)), tmp_path / "x", train=tr, val=va, quiet=True)
+    with pytest.raises(ConfigError, match="warm starts need the same model"):
+        Trainer(TrainConfig(model="cnn4", model_kwargs={"input_size": 64}, init=str(src)), tmp_path / "y", train=tr,
+                val=va, quiet=True)
+
+
+def test_channels_last_on_cpu_only_without_grouped_convolutions(small_sets, tmp_path) -> None:
+    tr, va = small_sets
+    dense = Trainer(TrainConfig(model="resnet_fast", device="cpu"), tmp_path / "a", train=tr, val=va, quiet=True)
+    grouped = Trainer(TrainConfig(model="mini_xception", device="cpu"), tmp_path / "b", train=tr, val=va, quiet=True)
+    assert dense.channels_last and not grouped.channels_last
