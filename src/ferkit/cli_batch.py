@@ -221,5 +221,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from ferkit.errors import FerkitError
 
         raise FerkitError(f"cannot serve on {args.host}:{args.port}: {exc.strerror or exc}") from None
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host=args.host, port=args.port, log_level="info"))
+    # (not uvicorn.run, which swallows the interrupt): after a graceful shutdown, Server.run raises the signal
+    # that stopped it again, so Ctrl-C and SIGTERM end `ferkit serve` with 130 / 143 as they end other commands.
+    server.run()
+    if not server.started:
+        from ferkit.errors import FerkitError
+
+        raise FerkitError(f"the server on {args.host}:{args.port} did not start (see the log above)")
     return 0

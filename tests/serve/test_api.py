@@ -183,3 +183,29 @@ def test_two_files_in_one_request_are_refused(client, samples):
                                                        ("file", ("b.jpg", data, "image/jpeg"))])
     assert r.status_code == 422 and "one file per request (2 'file' parts" in r.json()["detail"]
     assert _post(client, data).status_code == 200  # one file: as before
+
+
+@pytest.mark.parametrize(("sig", "code", "word"), [("SIGTERM", 143, "terminated"), ("SIGINT", 130, "interrupted")])
+def test_serve_stopped_by_a_signal_says_so(sig, code, word):
+    """A graceful shutdown by `kill` or Ctrl-C ends with 143 / 130, as every other command does (not 0)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "ferkit", "serve", "--port", "0"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.default_int_handler))
+    try:
+        lines = []
+        deadline = time.time() + 60
+        while time.time() < deadline:  # wait until it serves
+            lines.append(proc.stderr.readline())
+            if "Uvicorn running" in lines[-1] or proc.poll() is not None:
+                break
+        assert "Uvicorn running" in lines[-1], "".join(lines)
+        proc.send_signal(getattr(signal, sig))
+        rest = proc.communicate(timeout=30)[1]
+    finally:
+        proc.kill()
+    assert proc.returncode == code and f"ferkit: {word}" in rest
