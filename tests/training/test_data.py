@@ -144,9 +144,14 @@ def test_path_csv(tmp_path):
     fs = load_path_csv(p)
     assert len(fs) == 2 and list(fs.classes) == ["happy", "neutral"]
     assert fs.source.endswith("(all rows: no split column)")  # reports say so instead of naming a split
-    from ferkit.evaluation.evaluate import _split_label
+    from ferkit.evaluation.evaluate import markdown_table, score_logits
 
-    assert _split_label({"source": fs.source, "split": "val"}) == "(all rows)"
+    assert fs.all_rows and fs.subset(np.arange(1)).all_rows
+    rep = score_logits(np.eye(2, dtype=np.float32), fs, fs.classes, 1.0, data=str(p), split="val")
+    assert rep["all_rows"] and "(all rows)" in markdown_table(rep).splitlines()[0]
+    fs.all_rows = False  # the label follows the flag, not the wording of the source
+    assert "**x val**" in markdown_table(score_logits(np.eye(2, dtype=np.float32), fs, fs.classes, 1.0,
+                                                         data="x", split="val"))
     p.write_text("path,label\ntrain/happy/0.png,happy\nmissing.png,neutral\ntrain/neutral/1.png,neutral\n")
     fs = load_path_csv(p)  # a missing file is skipped and counted
     assert len(fs) == 2 and fs.excluded["unreadable images"] == 1

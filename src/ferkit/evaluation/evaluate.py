@@ -53,6 +53,8 @@ def score_logits(z: np.ndarray, ds: FaceSet, model_classes: tuple[str, ...], tem
     rep = classification_report(ds.labels, probs, ds.classes)
     rep.update({"data": data, "split": split, "source": ds.source, "excluded_on_load": ds.excluded,
                 "flip_tta": flip, "temperature": temperature})
+    if ds.all_rows:
+        rep["all_rows"] = True  # a list without splits: the split asked for does not apply
     unused = [c for c in model_classes if c not in ds.classes]
     if unused:  # say so: these figures are not those of the model's own task
         rep["model_classes_left_out"] = unused
@@ -81,7 +83,7 @@ def _load_exclusions(rep: dict[str, Any]) -> str:
 
 def _split_label(rep: dict[str, Any]) -> str:
     """The split, or ``(all rows)`` for a list without splits (a path CSV without a split column)."""
-    return "(all rows)" if "no split column" in str(rep.get("source", "")) else str(rep.get("split", ""))
+    return "(all rows)" if rep.get("all_rows") else str(rep.get("split", ""))
 
 
 def markdown_table(rep: dict[str, Any]) -> str:

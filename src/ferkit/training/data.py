@@ -48,6 +48,8 @@ class FaceSet:
         labels: ``(n,)`` int64 evaluation label per image (plurality / given label; -1 = excluded from scoring).
         source: where the data came from.
         excluded: images dropped while loading, by reason.
+        all_rows: the data has no splits (a path CSV without a split column): it is one list, whatever split
+            was asked for.
     """
 
     images: np.ndarray
@@ -56,13 +58,14 @@ class FaceSet:
     labels: np.ndarray
     source: str = ""
     excluded: dict[str, int] = field(default_factory=dict)
+    all_rows: bool = False
 
     def __len__(self) -> int:
         return len(self.images)
 
     def subset(self, idx: np.ndarray) -> FaceSet:
         return FaceSet(self.images[idx], self.targets[idx], self.classes, self.labels[idx], self.source,
-                       dict(self.excluded))
+                       dict(self.excluded), self.all_rows)
 
     def class_counts(self) -> np.ndarray:
         return np.bincount(self.labels[self.labels >= 0], minlength=len(self.classes))
@@ -306,7 +309,9 @@ def load_path_csv(path: str | Path, classes: tuple[str, ...] | None = None, size
         source = f"{path} (all rows: no split column)"
     paths = [(path.parent / r["path"]) if not os.path.isabs(r["path"]) else Path(r["path"]) for r in rows]
     labels = [r["label"].strip().lower() for r in rows]
-    return _from_paths(paths, labels, classes, size, source)
+    fs = _from_paths(paths, labels, classes, size, source)
+    fs.all_rows = not has_split
+    return fs
 
 
 def load_dataset(data: str, split: str, labels: str | None = None, data_dir: str | Path | None = None,

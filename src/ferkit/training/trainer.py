@@ -283,7 +283,7 @@ class Trainer:
                               f"{', '.join(sorted(model_arguments(cfg.model) - {'num_classes', 'in_chans'}))}")
         self.train_set = train if train is not None else load_dataset(cfg.data, "train", cfg.labels, cfg.data_dir)
         self.val_set = val if val is not None else load_dataset(cfg.data, "val", cfg.labels, cfg.data_dir)
-        if val is None and self.val_set.source == self.train_set.source:
+        if val is None and (self.val_set.all_rows or self.val_set.source == self.train_set.source):
             raise DatasetError(f"{cfg.data} has no separate validation split, so model selection would use the "
                                "training data: give the CSV a split column (train / val / test)")
         if self.val_set.classes != self.train_set.classes:
