@@ -121,23 +121,28 @@ class Archive:
                               "run `ferkit batch ... -o DIR` first")
         self.parts = self.root / "parts"
         self.log_path = self.root / "status.jsonl"
-        self._lock_fh: Any = None
+        self._held: contextlib.ExitStack | None = None
         self._log_fh: Any = None
 
     # -- locking ----------------------------------------------------------------------------------------------
     def __enter__(self) -> Archive:
         from ferkit.io._files import FolderLock
 
-        self._lock_fh = FolderLock(self.root, f"another batch run is using {self.root}").__enter__()
+        with contextlib.ExitStack() as stack:  # (nothing held if taking the lock fails)
+            stack.enter_context(FolderLock(self.root, f"another batch run is using {self.root}"))
+            stack.callback(self._close_log)  # the log closes first, then the lock is released
+            self._held = stack.pop_all()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self._held is not None:
+            self._held.close()
+            self._held = None
+
+    def _close_log(self) -> None:
         if self._log_fh is not None:
             self._log_fh.close()
             self._log_fh = None
-        if self._lock_fh is not None:
-            self._lock_fh.__exit__()  # releases the flock
-            self._lock_fh = None
 
     # -- status log -------------------------------------------------------------------------------------------
     def records(self) -> dict[str, StatusRecord]:
