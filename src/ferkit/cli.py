@@ -21,15 +21,23 @@ def _load_config_file(path: str) -> dict[str, Any]:
         raise ConfigError(f"cannot read config file {p}: {e.strerror or e}") from None
     try:
         if p.suffix in (".yaml", ".yml"):
-            import yaml
-
+            try:
+                import yaml
+            except ImportError:
+                raise ConfigError(f"{p}: YAML configs need PyYAML (part of the [train] extra: pip install pyyaml); "
+                                  "JSON and TOML configs work without it") from None
             d = yaml.safe_load(text) or {}
         elif p.suffix == ".toml":
-            import tomllib
-
+            try:
+                import tomllib
+            except ImportError:  # Python 3.10
+                raise ConfigError(f"{p}: TOML configs need Python >= 3.11 (tomllib); use a JSON or YAML config"
+                                  ) from None
             d = tomllib.loads(text)
         else:
             d = json.loads(text)
+    except ConfigError:
+        raise
     except Exception as e:  # noqa: BLE001 - yaml / toml / json parse errors
         raise ConfigError(f"{p} is not a valid {p.suffix.lstrip('.') or 'JSON'} config: "
                           f"{' '.join(str(e).split())}") from None

@@ -65,8 +65,8 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     det.add_argument("--model", default="default", help="expression model: shipped name or path to .onnx")
     exe = p.add_argument_group("execution")
     exe.add_argument("--workers", type=_positive_int, metavar="N",
-                     help="processes to use (default: CPU cores; a long video is cut into ranges, so values "
-                     "can differ slightly from --workers 1: see the README)")
+                     help="processes to use (default: the CPU cores, at most 4; a long video is cut into ranges, so "
+                     "values can differ slightly from --workers 1: see the README)")
     exe.add_argument("--batch-size", type=_positive_int, default=16, metavar="N", help="frames per model batch")
     exe.add_argument("--no-recursive", action="store_true", help="do not descend into sub-folders")
     from ferkit.cli_video import add_video_options  # video analytics: --track --summary --report (ferkit.video)

@@ -18,9 +18,9 @@ BATCH_EPILOG = """examples:
   ferkit batch @list.txt videos/ -o results/ --workers 2 --fps 2
   ferkit batch /mnt/archive -o results/ --engine dask --scheduler tcp://10.0.0.5:8786
 
-results/: parts/*.parquet (rows as in `ferkit analyze`), status.csv (one row per input: ok / no_face / failed with
-the reason, timings), status.jsonl (the log). Re-running the same command finishes what is left; changed inputs
-are redone. exit status: 0 all analysed, 1 some failed, 2 none analysed / usage error"""
+results/: parts/*.parquet (rows as in `ferkit analyze`), status.csv (one row per input: ok / no_face / partial /
+failed with the reason, timings), status.jsonl (the log). Re-running the same command finishes what is left;
+changed inputs are redone. exit status: 0 all analysed, 1 some failed, 2 none analysed / usage error"""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -41,7 +41,7 @@ def _add_batch(sub: argparse._SubParsersAction) -> None:
     p.add_argument("inputs", nargs="+", metavar="SRC", help="file, folder (recursive) or list file (@list.txt)")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="job folder (created; reused to resume)")
     p.add_argument("--engine", choices=["local", "dask"], default="local")
-    p.add_argument("--workers", type=_positive_int, metavar="N", help="local processes (default: CPU cores)")
+    p.add_argument("--workers", type=_positive_int, metavar="N", help="local processes (default: the CPU cores)")
     p.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler address, e.g. tcp://10.0.0.5:8786")
     p.add_argument("--hash", action="store_true", help="key inputs by SHA-256 content instead of mtime")
     p.add_argument("--retry-failed", action="store_true", help="redo inputs that failed in an earlier run")

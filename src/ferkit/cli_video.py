@@ -74,7 +74,8 @@ def add_video_options(p: argparse.ArgumentParser, with_track: bool = True) -> No
     if with_track:
         g.add_argument("--track", action="store_true", help="stable face_id per person across frames")
         g.add_argument("--summary", metavar="CSV", help="write one summary row per video and per tracked face")
-        g.add_argument("--report", metavar="HTML", help="write an HTML report (index + one page per video)")
+        g.add_argument("--report", metavar="HTML", help="write an HTML report (one page; with several videos an index "
+                                                              "and a page per video)")
     g.add_argument("--max-missed", type=_non_negative_int, default=25, metavar="N",
                    help="keep a face's id through N analysed frames without it (default 25)")
     g.add_argument("--smooth", type=_non_negative_float, default=0.0, metavar="S",
@@ -83,7 +84,7 @@ def add_video_options(p: argparse.ArgumentParser, with_track: bool = True) -> No
     g.add_argument("--smooth-method", choices=["ema", "mean"], default="ema")
     g.add_argument("--min-quality", type=_unit_float, default=0.2, metavar="Q",
                    help="summaries and reports: leave out faces of quality below Q (0..1: size, detector score, "
-                        "head turn; the rows keep every face)")
+                        "sharpness, and head turn with --landmarks; the rows keep every face)")
     g.add_argument("--verdict", choices=["peak", "mean", "majority", "weighted"], default="peak",
                    help="clip verdict: peak (default: mean over the most expressive half of the frames), mean, "
                         "majority, weighted (neutral down-weighted)")

@@ -347,3 +347,19 @@ def test_damaged_video_and_empty_list(samples, tmp_path, capsys):
     (tmp_path / "empty.txt").write_text("# nothing\n")
     assert main(["batch", f"@{tmp_path / 'empty.txt'}", "-o", str(tmp_path / "o2"), "-q"]) == 2
     assert "no inputs" in capsys.readouterr().err and not (tmp_path / "o2").exists()
+
+
+def test_a_refused_engine_leaves_the_job_record_as_it_was(samples, tmp_path, capsys):
+    """job.json describes the options behind the parts: a later run refused at its engine must not rewrite it."""
+    pytest.importorskip("dask.distributed")
+    from ferkit.cli import main
+
+    out = tmp_path / "out"
+    photo = tmp_path / "p.jpg"
+    photo.write_bytes((samples / "single_face.jpg").read_bytes())
+    assert main(["batch", str(photo), "-o", str(out), "-q", "--workers", "1"]) == 0
+    job = (out / "job.json").read_text()
+    photo.write_bytes((samples / "multi_face.jpg").read_bytes())  # changed: it would be analysed again
+    assert main(["batch", str(photo), "-o", str(out), "-q", "--engine", "dask", "--scheduler", "garbage"]) == 2
+    assert "cannot reach the Dask scheduler" in capsys.readouterr().err
+    assert (out / "job.json").read_text() == job

@@ -207,3 +207,30 @@ def test_train_run_folder_is_locked_and_datasets_are_stored_absolute(tmp_path, d
 def test_export_name_must_be_a_file_name(tmp_path, capsys):
     assert main(["export", str(tmp_path), "--name", "../escape", "--out-dir", str(tmp_path / "w")]) == 2
     assert "give a plain file name" in capsys.readouterr().err
+
+
+def test_config_files_in_json_yaml_and_toml(tmp_path, monkeypatch):
+    import builtins
+
+    from ferkit.cli import _load_config_file
+    from ferkit.errors import ConfigError
+
+    want = {"model": "cnn4", "epochs": 3, "model_kwargs": {"input_size": 48}}
+    (tmp_path / "c.json").write_text(json.dumps(want))
+    (tmp_path / "c.yaml").write_text("model: cnn4\nepochs: 3\nmodel_kwargs:\n  input_size: 48\n")
+    (tmp_path / "c.toml").write_text('model = "cnn4"\nepochs = 3\n[model_kwargs]\ninput_size = 48\n')
+    for name in ("c.json", "c.yaml", "c.toml"):
+        assert _load_config_file(str(tmp_path / name)) == want
+    (tmp_path / "bad.yaml").write_text("model: [cnn4\n")
+    with pytest.raises(ConfigError, match="bad.yaml is not a valid yaml config"):
+        _load_config_file(str(tmp_path / "bad.yaml"))
+    real_import = builtins.__import__
+
+    def no_yaml(name, *a, **k):
+        if name == "yaml":
+            raise ImportError(name)
+        return real_import(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", no_yaml)
+    with pytest.raises(ConfigError, match="YAML configs need PyYAML"):
+        _load_config_file(str(tmp_path / "c.yaml"))

@@ -268,10 +268,13 @@ def run_batch(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[s
             summary.pruned = len(gone)
         summary.missing = sum(1 for s in missing if s in records)
         arch.collect_garbage(records)  # parts no record refers to: left by a kill, superseded or pruned
-        arch.write_job({"options": options, "options_digest": digest, "engine": engine, "updated": time.time()})
+        job = {"options": options, "options_digest": digest, "engine": engine, "updated": time.time()}
         try:
-            if todo:
-                _analyse(arch, records, todo, options, engine, workers, scheduler, client, progress, on_record)
+            if todo:  # job.json is written once the engine is up: a run refused there leaves it as it was
+                _analyse(arch, records, todo, options, engine, workers, scheduler, client, progress, on_record,
+                         on_ready=lambda: arch.write_job(job))
+            else:
+                arch.write_job(job)
         finally:  # an interrupted run leaves a status table of what it finished, too
             arch.write_status_table(records)
         summary.analysed = len(todo)
@@ -331,7 +334,7 @@ def _replace(arch: Archive, records: dict[str, StatusRecord], rec: StatusRecord)
 
 def _analyse(arch: Archive, records: dict[str, StatusRecord], todo: list[_Todo], options: dict[str, Any],
              engine_name: str, workers: int | None, scheduler: str | None, client: Any, progress: bool,
-             on_record: Callable[[StatusRecord], None] | None) -> None:
+             on_record: Callable[[StatusRecord], None] | None, on_ready: Callable[[], None] = lambda: None) -> None:
     if engine_name == "local":
         n = workers or max(1, min(os.cpu_count() or 1, len(todo)))
         eng: _Engine = _LocalEngine(max(1, min(n, len(todo))))
@@ -339,6 +342,11 @@ def _analyse(arch: Archive, records: dict[str, StatusRecord], todo: list[_Todo],
         eng = _DaskEngine(scheduler, client)
     else:
         raise InputError(f"unknown engine {engine_name!r}; use local or dask")
+    try:
+        on_ready()
+    except BaseException:
+        eng.close()
+        raise
     bar = None
     if progress and sys.stderr.isatty():
         from tqdm import tqdm
