@@ -1,7 +1,11 @@
 """Average the class probabilities of trained FER+ models on the training split (knowledge-distillation
-targets for small students).
+targets for small students: ``ferkit train --soft-targets OUT.npy``).
 
-    python tools/teacher_targets.py OUT.npy RUN_DIR/model.pt:RUN_DIR/config.json ...
+    python tools/teacher_targets.py OUT.npy RUN_DIR/best.pt:RUN_DIR/config.json ...
+
+Limits: FER+ from the default data location (``../shared/data``), 8 classes, grey 48 px faces without a close
+crop; one row per face of the training split as loaded (before ``drop_unscored_train``), as the trainer expects.
+The script lives in the repository's ``tools/`` (it is not installed with the package).
 """
 
 from __future__ import annotations

@@ -30,9 +30,12 @@ def _load_config_file(path: str) -> dict[str, Any]:
         elif p.suffix == ".toml":
             try:
                 import tomllib
-            except ImportError:  # Python 3.10
-                raise ConfigError(f"{p}: TOML configs need Python >= 3.11 (tomllib); use a JSON or YAML config"
-                                  ) from None
+            except ImportError:  # Python 3.10: the same parser as a package, if installed
+                try:
+                    import tomli as tomllib
+                except ImportError:
+                    msg = f"{p}: TOML configs need Python >= 3.11 or the tomli package; use a JSON or YAML config"
+                    raise ConfigError(msg) from None
             d = tomllib.loads(text)
         else:
             d = json.loads(text)
@@ -87,10 +90,13 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    help="cache N augmented views per training face and the teachers' outputs on them once, "
                         "then train without teacher forwards (default 0: teachers run on every batch)")
     p.add_argument("--init", metavar="RUN[:CHECKPOINT]",
-                   help="fine-tune: start from the weights of this trained run (same model and arguments)")
+                   help="fine-tune: start from the weights of this trained run (its best.pt unless a checkpoint is "
+                        "given; same model, classes and crop)")
     p.add_argument("--soft-targets", metavar="NPY",
-                   help="teacher probabilities for every training face (tools/teacher_targets.py), blended with "
-                        "the labels by soft_weight (default 0.5)")
+                   help="teacher probabilities, one row per training face (tools/teacher_targets.py), blended with "
+                        "the votes / labels")
+    p.add_argument("--soft-weight", type=float, metavar="W",
+                   help="weight of the soft targets against the votes / labels (default 0.5)")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--quiet", action="store_true")
 
@@ -117,6 +123,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "max_train": args.max_train, "max_eval": args.max_eval, "workers_threads": args.threads,
         "teachers": args.teacher, "kd_weight": args.kd_weight, "kd_temperature": args.kd_temperature,
         "kd_views": args.kd_views, "init": args.init, "soft_targets": args.soft_targets,
+        "soft_weight": args.soft_weight,
     }
     d.update({k: v for k, v in flat.items() if v is not None})
     if args.model_arg:

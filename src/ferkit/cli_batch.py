@@ -224,9 +224,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     server = uvicorn.Server(uvicorn.Config(create_app(settings), host=args.host, port=args.port, log_level="info"))
     # (not uvicorn.run, which swallows the interrupt): after a graceful shutdown, Server.run raises the signal
     # that stopped it again, so Ctrl-C and SIGTERM end `ferkit serve` with 130 / 143 as they end other commands.
-    server.run()
-    if not server.started:
+    try:
+        server.run()
+    except SystemExit:  # uvicorn exits (3) when it cannot start, e.g. the port was taken after the check above
+        if server.started:
+            raise
         from ferkit.errors import FerkitError
 
-        raise FerkitError(f"the server on {args.host}:{args.port} did not start (see the log above)")
+        raise FerkitError(f"the server on {args.host}:{args.port} did not start (see the log above)") from None
     return 0

@@ -74,8 +74,8 @@ def add_video_options(p: argparse.ArgumentParser, with_track: bool = True) -> No
     if with_track:
         g.add_argument("--track", action="store_true", help="stable face_id per person across frames")
         g.add_argument("--summary", metavar="CSV", help="write one summary row per video and per tracked face")
-        g.add_argument("--report", metavar="HTML", help="write an HTML report (one page; with several videos an index "
-                                                              "and a page per video)")
+        g.add_argument("--report", metavar="HTML",
+                       help="write an HTML report (one page; with several videos an index and a page per video)")
     g.add_argument("--max-missed", type=_non_negative_int, default=25, metavar="N",
                    help="keep a face's id through N analysed frames without it (default 25)")
     g.add_argument("--smooth", type=_non_negative_float, default=0.0, metavar="S",

@@ -313,8 +313,7 @@ def test_bad_model_detector_or_scheduler_stop_before_any_input(samples, tmp_path
     assert main(["batch", str(samples / "single_face.jpg"), "-o", str(out), "-q", *argv]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("ferkit: error:"), err
-    if "dask" not in argv:
-        assert not out.exists()  # nothing recorded: the inputs did not fail, the settings did
+    assert not out.exists()  # nothing recorded: the inputs did not fail, the settings did
 
 
 def test_no_usable_input_makes_no_results_folder(tmp_path, capsys):

@@ -188,24 +188,40 @@ def test_two_files_in_one_request_are_refused(client, samples):
 @pytest.mark.parametrize(("sig", "code", "word"), [("SIGTERM", 143, "terminated"), ("SIGINT", 130, "interrupted")])
 def test_serve_stopped_by_a_signal_says_so(sig, code, word):
     """A graceful shutdown by `kill` or Ctrl-C ends with 143 / 130, as every other command does (not 0)."""
+    import selectors
     import signal
     import subprocess
     import sys
     import time
 
+    # (SIG_DFL in the child: a shell's background job would inherit SIGINT ignored, as from this test runner)
     proc = subprocess.Popen([sys.executable, "-m", "ferkit", "serve", "--port", "0"], stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.default_int_handler))
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
-        lines = []
-        deadline = time.time() + 60
-        while time.time() < deadline:  # wait until it serves
-            lines.append(proc.stderr.readline())
-            if "Uvicorn running" in lines[-1] or proc.poll() is not None:
-                break
-        assert "Uvicorn running" in lines[-1], "".join(lines)
+        sel = selectors.DefaultSelector()
+        sel.register(proc.stderr, selectors.EVENT_READ)
+        seen, deadline = "", time.time() + 60
+        while "Uvicorn running" not in seen and proc.poll() is None and time.time() < deadline:
+            if sel.select(timeout=1):  # (never blocks past the deadline on a silent child)
+                seen += proc.stderr.readline()
+        assert "Uvicorn running" in seen, seen
         proc.send_signal(getattr(signal, sig))
         rest = proc.communicate(timeout=30)[1]
     finally:
         proc.kill()
     assert proc.returncode == code and f"ferkit: {word}" in rest
+
+
+def test_serve_that_cannot_start_is_an_error(monkeypatch, capsys):
+    """uvicorn exits (3) when it cannot start after the port check passed: a ferkit error, exit 2."""
+    import uvicorn
+
+    from ferkit.cli import main
+
+    def fail(self, sockets=None):
+        raise SystemExit(3)
+
+    monkeypatch.setattr(uvicorn.Server, "run", fail)
+    assert main(["serve", "--port", "0"]) == 2
+    assert "ferkit: error: the server on 127.0.0.1:0 did not start" in capsys.readouterr().err

@@ -424,29 +424,74 @@ def test_export_of_an_unfinished_run_says_so(small_sets, tmp_path, slice_dir):
 
 def test_warm_start_begins_from_the_runs_weights(small_sets, tmp_path) -> None:
     from ferkit.errors import ConfigError
+    from ferkit.training.augment import AugmentConfig
+    from ferkit.training.data import FaceSet
 
     tr, va = small_sets
+    tr, va = tr.subset(np.arange(200)), va.subset(np.arange(100))
     src = tmp_path / "src"
-    Trainer(TrainConfig(model="cnn4", epochs=2, batch_size=128, patience=0), src, train=tr, val=va,
+    Trainer(TrainConfig(model="cnn4", epochs=1, batch_size=128, patience=0), src, train=tr, val=va,
             quiet=True).run()
     src_acc = json.loads((src / "metrics.json").read_text())["val"]["accuracy"]
-    t = Trainer(TrainConfig(model="cnn4", epochs=1, init=f"{src}:best.pt"), tmp_path / "ft", train=tr, val=va,
-                quiet=True)
-    best = torch.load(src / "best.pt", weights_only=False)["model"]
+    t = Trainer(TrainConfig(model="cnn4", epochs=1, init=str(src)), tmp_path / "ft", train=tr, val=va, quiet=True)
+    best = torch.load(src / "best.pt", weights_only=False)["model"]  # RUN alone: its best.pt
     assert all(torch.equal(v.float(), best[k].float()) for k, v in t.model.state_dict().items())
     acc, _ = t.evaluate(t.model)
     assert acc == pytest.approx(src_acc)  # before any step it is the source model
     fresh = Trainer(TrainConfig(model="cnn4", epochs=1), tmp_path / "fresh", train=tr, val=va, quiet=True)
     assert not all(torch.equal(v, best[k].float()) for k, v in fresh.model.state_dict().items())
-    with pytest.raises(ConfigError, match="warm starts need the same model"):
-        Trainer(TrainConfig(model="mini_xception", init=str(src)), tmp_path / "x", train=tr, val=va, quiet=True)
-    with pytest.raises(ConfigError, match="warm starts need the same model"):
-        Trainer(TrainConfig(model="cnn4", model_kwargs={"input_size": 64}, init=str(src)), tmp_path / "y", train=tr,
-                val=va, quiet=True)
+
+    def refused(match: str, cfg: TrainConfig, train: FaceSet = tr, val: FaceSet = va) -> None:
+        with pytest.raises(ConfigError, match=match):
+            Trainer(cfg, tmp_path / "x", train=train, val=val, quiet=True)
+
+    refused("warm starts need the same model", TrainConfig(model="mini_xception", init=str(src)))
+    refused("does not fit this model", TrainConfig(model="cnn4", model_kwargs={"input_size": 64}, init=str(src)))
+    refused("same --crop", TrainConfig(model="cnn4", augment=AugmentConfig(crop=0.9), init=str(src)))
+    k = len(tr.classes)  # the same classes in another order: the head would be scrambled
+    flip = [FaceSet(d.images, d.targets[:, ::-1].copy(), tuple(reversed(d.classes)), np.where(d.labels >= 0,
+                    k - 1 - d.labels, -1)) for d in (tr, va)]
+    refused("same classes in the same order", TrainConfig(model="cnn4", init=str(src)), *flip)
+    # A resumed fine-tune goes on from its last.pt, even when the run it started from is gone.
+    cfg = TrainConfig(model="cnn4", epochs=2, batch_size=128, patience=0, init=f"{src}:last.pt")
+    Trainer(cfg, tmp_path / "ft2", train=tr, val=va, quiet=True).run(max_epochs=1)
+    import shutil
+
+    shutil.rmtree(src)
+    m = Trainer(cfg, tmp_path / "ft2", train=tr, val=va, quiet=True).run()
+    assert m["epochs_run"] == 2
+    notes = [json.loads(x).get("note", "") for x in (tmp_path / "ft2" / "log.jsonl").read_text().splitlines()]
+    assert any("warm start from" in n for n in notes)
+
+
+def test_soft_targets_are_blended_and_checked(small_sets, tmp_path) -> None:
+    from ferkit.errors import ConfigError
+    from ferkit.training.trainer import blend_soft_targets
+
+    tr, _ = small_sets
+    ds = tr.subset(np.arange(10))
+    votes = ds.targets / ds.targets.sum(1, keepdims=True)
+    teacher = np.full(ds.targets.shape, 1 / len(ds.classes), np.float32)
+    np.save(tmp_path / "t.npy", teacher)
+    blend_soft_targets(ds, TrainConfig(soft_targets=str(tmp_path / "t.npy"), soft_weight=0.25))
+    np.testing.assert_allclose(ds.targets, 0.75 * votes + 0.25 * teacher, atol=1e-6)
+    np.save(tmp_path / "short.npy", teacher[:5])
+    (tmp_path / "junk.npy").write_text("not numpy")
+    for name, match in [("short.npy", "do not match the training set"), ("junk.npy", "cannot read the soft"),
+                        ("missing.npy", "cannot read the soft")]:
+        with pytest.raises(ConfigError, match=match):
+            blend_soft_targets(tr.subset(np.arange(10)), TrainConfig(soft_targets=str(tmp_path / name)))
+    with pytest.raises(ConfigError, match="soft_weight must be in"):
+        TrainConfig(soft_weight=1.5).check()
 
 
 def test_channels_last_on_cpu_only_without_grouped_convolutions(small_sets, tmp_path) -> None:
     tr, va = small_sets
-    dense = Trainer(TrainConfig(model="resnet_fast", device="cpu"), tmp_path / "a", train=tr, val=va, quiet=True)
+    dense = Trainer(TrainConfig(model="resnet_fast", device="cpu", epochs=1, batch_size=200, patience=0),
+                    tmp_path / "a", train=tr, val=va, quiet=True)
     grouped = Trainer(TrainConfig(model="mini_xception", device="cpu"), tmp_path / "b", train=tr, val=va, quiet=True)
     assert dense.channels_last and not grouped.channels_last
+    conv = next(p for p in dense.model.parameters() if p.ndim == 4 and p.shape[1] > 1)
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    assert 0 <= dense.run()["val"]["accuracy"] <= 1  # trains in that layout on CPU
+    assert "memory layout channels_last" in (tmp_path / "a" / "log.jsonl").read_text()

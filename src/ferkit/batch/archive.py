@@ -128,6 +128,8 @@ class Archive:
     def __enter__(self) -> Archive:
         from ferkit.io._files import FolderLock
 
+        if self._held is not None:
+            raise RuntimeError(f"the archive {self.root} is already held by this process")
         with contextlib.ExitStack() as stack:  # (nothing held if taking the lock fails)
             stack.enter_context(FolderLock(self.root, f"another batch run is using {self.root}"))
             stack.callback(self._close_log)  # the log closes first, then the lock is released

@@ -53,8 +53,7 @@ def score_logits(z: np.ndarray, ds: FaceSet, model_classes: tuple[str, ...], tem
     rep = classification_report(ds.labels, probs, ds.classes)
     rep.update({"data": data, "split": split, "source": ds.source, "excluded_on_load": ds.excluded,
                 "flip_tta": flip, "temperature": temperature})
-    if ds.all_rows:
-        rep["all_rows"] = True  # a list without splits: the split asked for does not apply
+    rep["all_rows"] = ds.all_rows  # True: a list without splits, the split asked for does not apply
     unused = [c for c in model_classes if c not in ds.classes]
     if unused:  # say so: these figures are not those of the model's own task
         rep["model_classes_left_out"] = unused

@@ -119,6 +119,7 @@ class TrainConfig:
         need(self.mixup >= 0 and self.label_smoothing >= 0 and self.deadline_min >= 0,
              "mixup, label_smoothing and deadline_min must be >= 0")
         need(self.kd_views >= 0, f"kd_views must be >= 0, got {self.kd_views}")
+        need(0 <= self.soft_weight <= 1, f"soft_weight must be in [0, 1], got {self.soft_weight}")
         need(not self.kd_views or bool(self.teachers), "kd_views needs teachers (--teacher RUN): it caches their "
                                                        "outputs on augmented views")
         need(self.channels in (1, 3), f"channels must be 1 or 3, got {self.channels}")
@@ -136,8 +137,36 @@ def _has_votes(ds: Any) -> bool:
     return bool(len(t)) and not bool(np.all((t == 0) | (t == 1)) and np.all(t.sum(1) == 1))
 
 
+def blend_soft_targets(ds: FaceSet, cfg: TrainConfig) -> None:
+    """Mix the teacher probabilities of ``cfg.soft_targets`` (one row per training face, as loaded) into the
+    targets of ``ds``: ``(1 - soft_weight) * votes + soft_weight * teacher``."""
+    path = cfg.soft_targets
+    try:
+        soft = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read the soft targets {path}: {' '.join(str(exc).split())} (expected a .npy "
+                          "of teacher probabilities from tools/teacher_targets.py)") from None
+    if soft.shape != ds.targets.shape or not np.issubdtype(soft.dtype, np.floating):
+        raise ConfigError(f"soft targets {path} ({soft.dtype} {soft.shape}) do not match the training set "
+                          f"{ds.targets.shape}: one row of {len(ds.classes)} class probabilities per training face")
+    votes = ds.targets / np.maximum(ds.targets.sum(1, keepdims=True), 1e-8)
+    ds.targets = ((1 - cfg.soft_weight) * votes + cfg.soft_weight * soft.astype(np.float32)).astype(np.float32)
+
+
 def _has_grouped_conv(model: nn.Module) -> bool:
+    """Whether the model has grouped (e.g. depthwise) convolutions, whose channels_last backward fails on CPU."""
     return any(isinstance(m, nn.Conv2d) and m.groups > 1 for m in model.modules())
+
+
+def _same_path(key: str, a: Any, b: Any) -> bool:
+    """Whether two spellings of a path setting name the same file (a run saved a relative path, now absolute)."""
+    if key not in ("data", "data_dir", "soft_targets", "init") or not (isinstance(a, str) and isinstance(b, str)):
+        return False
+    if key == "init":  # RUN[:CHECKPOINT]
+        (a, _, ca), (b, _, cb) = a.partition(":"), b.partition(":")
+        if ca != cb:
+            return False
+    return Path(a).resolve() == Path(b).resolve()
 
 
 def pick_device(name: str) -> torch.device:
@@ -298,14 +327,8 @@ class Trainer:
                     else "ML becomes one-vs-rest on that label")
             warnings.warn(f"the {cfg.scheme} scheme learns from crowd votes, and {cfg.data} has one label per "
                           f"face: {what}", stacklevel=2)
-        if cfg.soft_targets and train is None:
-            soft = np.load(cfg.soft_targets).astype(np.float32)
-            if soft.shape != self.train_set.targets.shape:
-                raise ConfigError(
-                    f"soft targets {soft.shape} do not match the training set {self.train_set.targets.shape}"
-                )
-            votes = self.train_set.targets / np.maximum(self.train_set.targets.sum(1, keepdims=True), 1e-8)
-            self.train_set.targets = ((1 - cfg.soft_weight) * votes + cfg.soft_weight * soft).astype(np.float32)
+        if cfg.soft_targets and train is None:  # (a given training set has them blended in already: k-fold)
+            blend_soft_targets(self.train_set, cfg)
         if cfg.drop_unscored_train:
             keep = self.train_set.labels >= 0
             if not keep.all():
@@ -319,8 +342,10 @@ class Trainer:
         kwargs = dict(cfg.model_kwargs)
         kwargs.setdefault("num_classes", k)
         kwargs.setdefault("in_chans", cfg.channels)
+        if cfg.init and "pretrained" in model_arguments(cfg.model):
+            kwargs["pretrained"] = False  # (the warm start replaces every weight)
         self.model = create_model(cfg.model, **kwargs).to(self.device)
-        if cfg.init:
+        if cfg.init and not (self.run_dir / "last.pt").is_file():  # (a resumed run has its weights in last.pt)
             self._warm_start(cfg.init)
         # channels_last speeds up convs (1.26x for resnet_fast w48 on this 2-core CPU), but depthwise-conv backward
         # crashes on CPU in torch 2.13: on CPU only for models without grouped convolutions.
@@ -356,22 +381,35 @@ class Trainer:
             self._build_view_bank()
 
     def _warm_start(self, spec: str) -> None:
-        """Load the weights of a trained run (``RUN`` or ``RUN:CHECKPOINT``) into the fresh model."""
+        """Load the weights of a trained run (``RUN`` or ``RUN:CHECKPOINT``) into the fresh model: same architecture,
+        classes (names and order) and close crop; arguments that keep every weight's shape (input size, dropout)
+        may differ."""
         from .export import resolve_checkpoint
 
         run, _, ck_name = spec.partition(":")
         path = resolve_checkpoint(run, ck_name or None)
         saved = json.loads((Path(run) / "config.json").read_text())
-        if saved.get("model") != self.cfg.model or saved.get("model_kwargs", {}) != self.cfg.model_kwargs:
-            raise ConfigError(f"init {spec} is a {saved.get('model')} {saved.get('model_kwargs', {})}, this run "
-                              f"trains {self.cfg.model} {self.cfg.model_kwargs}: warm starts need the same model")
+        if saved.get("model") != self.cfg.model:
+            raise ConfigError(f"init {spec} is a {saved.get('model')}, this run trains {self.cfg.model}: warm starts "
+                              "need the same model")
+        crop = float(saved.get("augment", {}).get("crop", 1.0))
+        if crop != self.cfg.augment.crop:
+            raise ConfigError(f"init {spec} was trained on close crops of {crop}, this run uses "
+                              f"{self.cfg.augment.crop}: fine-tune with the same --crop")
+        try:
+            classes = json.loads((Path(run) / "metrics.json").read_text()).get("classes")
+        except (OSError, ValueError):
+            classes = None  # (an unfinished run: the weight shapes below still have to fit)
+        if classes is not None and list(classes) != list(self.classes):
+            raise ConfigError(f"init {spec} predicts {classes}, this data has {list(self.classes)}: warm starts "
+                              "need the same classes in the same order")
         ck = torch.load(path, map_location="cpu", weights_only=False)
         sd = ck.get("ema") or ck["model"]  # last.pt: the averaged weights, the ones that were validated
         own = self.model.state_dict()
         bad = sorted(k for k in set(own) | set(sd) if k not in own or k not in sd or own[k].shape != sd[k].shape)
         if bad:
-            raise ConfigError(f"init {spec} does not fit this model ({len(self.classes)} classes, "
-                              f"{self.cfg.channels} channel(s)): {len(bad)} weights differ, e.g. {bad[0]}")
+            raise ConfigError(f"init {spec} does not fit this model ({len(self.classes)} classes, model arguments "
+                              f"{self.cfg.model_kwargs}): {len(bad)} weights differ, e.g. {bad[0]}")
         self.model.load_state_dict({k: v.to(own[k].dtype) for k, v in sd.items()})
 
     def _load_teachers(self) -> list[nn.Module]:
@@ -501,7 +539,8 @@ class Trainer:
         except (OSError, ValueError):
             return ""
         now = json.loads(json.dumps(asdict(self.cfg)))
-        diff = {k: (saved.get(k), v) for k, v in now.items() if k in saved and saved.get(k) != v}
+        diff = {k: (saved.get(k), v) for k, v in now.items()
+                if k in saved and saved.get(k) != v and not _same_path(k, saved.get(k), v)}
         hard = {k: d for k, d in diff.items() if k in RESUME_FIXED}
         if hard:
             what = "; ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in hard.items())
@@ -561,6 +600,10 @@ class Trainer:
                 torch.cuda.set_rng_state(ck["rng_cuda"].cpu())
             if not self.quiet:
                 print(f"resuming {self.run_dir} after epoch {start_epoch}", file=sys.stderr)
+        if start_epoch == 0:  # (the layout changes the float rounding, so results depend on it slightly)
+            self.log({"note": f"training on {dev.type}, memory layout "
+                              f"{'channels_last' if self.channels_last else 'contiguous'}"
+                              + (f", warm start from {cfg.init}" if cfg.init else "")})
         rng = np.random.default_rng(cfg.seed + 1000 * start_epoch)  # (epoch order, mixup) restored below
         if start_epoch and ck.get("rng_np") is not None:
             rng.bit_generator.state = ck["rng_np"]
@@ -740,6 +783,11 @@ def _train(cfg: TrainConfig, run_dir: str | Path, quiet: bool) -> dict[str, Any]
     if cfg.folds <= 1:
         return Trainer(cfg, run_dir, quiet=quiet).run()
     full = load_dataset(cfg.data, "train", cfg.labels, cfg.data_dir)
+    if cfg.soft_targets:
+        blend_soft_targets(full, cfg)
+    if cfg.init and _same_data(cfg, cfg.init):
+        warnings.warn(f"k-fold from init {cfg.init}, which was trained on this training split: every fold's "
+                      "validation faces were in its training data, so the fold scores are optimistic", stacklevel=2)
     if cfg.drop_unscored_train:
         full = full.subset(np.flatnonzero(full.labels >= 0))
     hard = np.where(full.labels >= 0, full.labels, full.targets.argmax(1))
@@ -773,6 +821,15 @@ def _train(cfg: TrainConfig, run_dir: str | Path, quiet: bool) -> dict[str, Any]
     }
     (Path(run_dir) / "cv.json").write_text(json.dumps(cv, indent=2))
     return cv
+
+
+def _same_data(cfg: TrainConfig, spec: str) -> bool:
+    """Whether the run ``spec`` (``RUN[:CHECKPOINT]``) was trained on the same dataset as ``cfg``."""
+    try:
+        saved = json.loads((Path(spec.partition(":")[0]) / "config.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return (saved.get("data"), saved.get("data_dir"), saved.get("labels")) == (cfg.data, cfg.data_dir, cfg.labels)
 
 
 def _nan_stat(values: list[float | None], need: int) -> float | None:
