@@ -495,3 +495,32 @@ def test_channels_last_on_cpu_only_without_grouped_convolutions(small_sets, tmp_
     assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
     assert 0 <= dense.run()["val"]["accuracy"] <= 1  # trains in that layout on CPU
     assert "memory layout channels_last" in (tmp_path / "a" / "log.jsonl").read_text()
+
+
+def test_kfold_folds_train_on_the_blended_soft_targets(small_sets, tmp_path, monkeypatch) -> None:
+    """k-fold hands each fold a training subset: the teacher probabilities are blended in before the split."""
+    import ferkit.training.trainer as tmod
+
+    tr, _ = small_sets
+    full = tr.subset(np.arange(60))
+    teacher = np.zeros(full.targets.shape, np.float32)
+    teacher[:, 0] = 1.0
+    np.save(tmp_path / "t.npy", teacher)
+    seen = []
+
+    class FakeTrainer:
+        def __init__(self, cfg, run_dir, train=None, val=None, quiet=False):
+            seen.append(train)
+            self.classes = full.classes
+
+        def run(self):
+            per_class = {c: {"top1": 0.5} for c in full.classes}
+            return {"val": {"accuracy": 0.5, "macro_f1": 0.5, "per_class": per_class}, "classes": list(full.classes)}
+
+    monkeypatch.setattr(tmod, "load_dataset", lambda *a, **k: full.subset(np.arange(len(full))))
+    monkeypatch.setattr(tmod, "Trainer", FakeTrainer)
+    cfg = TrainConfig(model="cnn4", folds=2, soft_targets=str(tmp_path / "t.npy"), soft_weight=0.5)
+    train(cfg, tmp_path / "cv", quiet=True)
+    assert len(seen) == 2
+    for ds in seen:
+        assert np.all(ds.targets[:, 0] >= 0.5 - 1e-6)  # half of every row is the teacher's class 0
