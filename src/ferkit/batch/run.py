@@ -392,9 +392,9 @@ def _analyse(arch: Archive, records: dict[str, StatusRecord], todo: list[_Todo],
                         if isinstance(eng, _LocalEngine) and isinstance(exc, cf.process.BrokenProcessPool):
                             _requeue_all(eng, inflight, queue)
                         continue
-                    res = FileResult(t.source, status="failed", reason="the worker process died analysing it")
+                    res = FileResult.failed(t.source, "the worker process died analysing it")
                 except Exception as exc:  # noqa: BLE001 - e.g. a Dask KilledWorker: record, go on
-                    res = FileResult(t.source, status="failed", reason=f"worker error: {type(exc).__name__}: {exc}")
+                    res = FileResult.failed(t.source, f"worker error: {type(exc).__name__}: {exc}")
                 rec = _record(arch, t, res)
                 _replace(arch, records, rec)
                 if on_record is not None:
@@ -424,9 +424,13 @@ def _requeue_all(eng: _LocalEngine, inflight: dict[Any, _Todo], queue: list[_Tod
 
 
 def _record(arch: Archive, t: _Todo, res: FileResult) -> StatusRecord:
-    rec = StatusRecord(t.source, res.kind, res.status, res.reason, res.frames, res.faces, 0, round(res.seconds, 4),
+    st = res.status
+    reason = st.reason
+    if reason is None and st.frames_lost:
+        reason = f"{st.frames_lost} damaged frames could not be decoded (skipped)"
+    rec = StatusRecord(t.source, st.kind, st.status, reason, st.frames, st.faces, 0, round(res.seconds, 4),
                        t.size, t.mtime_ns, t.sha256, t.key, None, res.worker, time.time(),
-                       frames_lost=res.frames_lost)
+                       frames_lost=st.frames_lost)
     if res.rows is not None and len(res.rows):
         try:
             arch.write_part(rec, res.rows)

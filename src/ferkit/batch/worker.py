@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from ferkit.results import SourceStatus
+
 __all__ = ["FileResult", "analyze_file", "init_worker", "options_digest"]
 
 #: Analyzer options a batch job may set (others keep the analyzer's defaults).
@@ -25,19 +27,19 @@ _LOCAL = threading.local()
 
 @dataclass
 class FileResult:
-    """What a worker sends back for one input file (rows as a pandas DataFrame, or ``None``)."""
+    """What a worker sends back for one input file: how it went (the :class:`~ferkit.results.SourceStatus` that
+    ``ferkit analyze`` reports too), its rows (a pandas DataFrame, or ``None``), the model's classes, the seconds
+    it took and where it ran."""
 
-    source: str
-    kind: str = "image"
-    status: str = "ok"
-    reason: str | None = None
-    frames: int = 0
-    faces: int = 0
+    status: SourceStatus
     seconds: float = 0.0
     worker: str = ""
     rows: Any = None
     classes: tuple[str, ...] = field(default_factory=tuple)
-    frames_lost: int = 0
+
+    @classmethod
+    def failed(cls, source: str, reason: str, **kw: Any) -> FileResult:
+        return cls(SourceStatus(source, status="failed", reason=reason), **kw)
 
 
 def options_digest(options: dict[str, Any]) -> str:
@@ -88,13 +90,14 @@ def _analyzer(options: dict[str, Any]) -> Any:
 
 
 def analyze_file(path: str, options: dict[str, Any]) -> FileResult:
-    """Analyse one file with this process's analyzer; never raises for a bad file (``status='failed'``)."""
+    """Analyse one file with this process's analyzer; never raises for a bad file (status ``failed``)."""
     t0 = time.perf_counter()
-    res = FileResult(path, worker=f"{socket.gethostname()}:{os.getpid()}")
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    classes: tuple[str, ...] = ()
     try:
         az = _analyzer(options)
         t0 = time.perf_counter()  # model loading (first file of a process) is not the file's time
-        res.classes = tuple(az.classes)
+        classes = tuple(az.classes)
         from ferkit.results import FaceTable, table_frame
 
         frames = []
@@ -106,17 +109,14 @@ def analyze_file(path: str, options: dict[str, Any]) -> FileResult:
                 status = item
         if status is None:  # pragma: no cover - the pipeline always reports a status
             raise RuntimeError("no status reported")
-        res.kind, res.status, res.reason = status.kind, status.status, status.reason
-        res.frames_lost = status.frames_lost
-        if status.frames_lost and res.reason is None:
-            res.reason = f"{status.frames_lost} damaged frames could not be decoded (skipped)"
-        res.frames, res.faces = status.frames, status.faces
+        rows = None
         if frames:
             import pandas as pd
 
-            res.rows = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+            rows = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+        res = FileResult(status, worker=worker, rows=rows, classes=classes)
     except Exception as exc:  # noqa: BLE001 - a bad file must never stop the job
         msg = " ".join(str(exc).split()) or type(exc).__name__
-        res.status, res.reason, res.rows = "failed", f"analysis failed: {msg}"[:500], None
+        res = FileResult.failed(path, f"analysis failed: {msg}"[:500], worker=worker, classes=classes)
     res.seconds = time.perf_counter() - t0
     return res
