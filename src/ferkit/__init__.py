@@ -42,8 +42,9 @@ _LAZY = {
 }
 
 
-_SUBMODULES = frozenset({"annotate", "batch", "errors", "evaluation", "face", "inference", "io", "labels", "pipeline",
-                         "results", "search", "video"})
+_SUBMODULES = frozenset({"annotate", "batch", "compare", "embed", "errors", "evaluation", "explain", "face",
+                         "inference", "io", "labels", "models", "pipeline", "results", "robustness", "search",
+                         "training", "video"})
 
 
 def __getattr__(name: str) -> Any:

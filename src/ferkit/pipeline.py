@@ -42,13 +42,16 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import cv2
 import numpy as np
 
 from ferkit.errors import FerkitError, InputError
 from ferkit.results import AnalysisResults, FaceTable, SourceStatus
+
+if TYPE_CHECKING:
+    from ferkit.inference import ExpressionModel
 
 __all__ = [
     "DEFAULT_DETECT_INTERVAL_S",
@@ -856,7 +859,8 @@ class Analyzer:
         score_threshold: detector score threshold (``None``: the detector's default, 0.5 for BlazeFace).
         min_face_size: ignore faces smaller than this many pixels (shorter box side).
         max_faces: keep at most this many faces per frame (best scores).
-        model: expression model: a shipped name (``default``) or a path to ``.onnx`` with its ``.json`` card.
+        model: expression model: a shipped name (``default``), a path to ``.onnx`` with its ``.json`` card, or a
+            loaded :class:`~ferkit.inference.ExpressionModel` (its file).
         every: analyse every Nth video frame.
         fps: instead of ``every``, analyse video frames at this rate (nearest frames to a regular grid).
         start, end: time range of videos to analyse, in seconds.
@@ -876,7 +880,8 @@ class Analyzer:
     """
 
     def __init__(self, *, detector: str = "blazeface", score_threshold: float | None = None,
-                 min_face_size: float = 0.0, max_faces: int | None = None, model: str | os.PathLike[str] = "default",
+                 min_face_size: float = 0.0, max_faces: int | None = None,
+                 model: str | os.PathLike[str] | ExpressionModel = "default",
                  every: int = 1, fps: float | None = None, start: float | None = None, end: float | None = None,
                  detect_every: int | None = None, detect: DetectMode = "auto", min_presence: float = 0.5,
                  confident_score: float = 0.75, landmarks: bool = False,
@@ -886,6 +891,11 @@ class Analyzer:
 
         if isinstance(sentiment_map, str) and sentiment_map not in SENTIMENT_MAPS:
             raise InputError(f"unknown sentiment map {sentiment_map!r}; use one of {', '.join(SENTIMENT_MAPS)}")
+        onnx_path = getattr(model, "onnx_path", None)
+        if onnx_path is not None:  # a loaded ExpressionModel: its file (worker processes load their own)
+            model = onnx_path
+        if not isinstance(model, (str, os.PathLike)):
+            raise InputError(f"model must be a shipped model name or an .onnx path, got {type(model).__name__}")
         self.cfg = _Config(detector=detector, score_threshold=score_threshold, min_face_size=float(min_face_size),
                            max_faces=max_faces, model=os.fspath(model), every=int(every), fps=fps, start=start,
                            end=end, detect_every=detect_every, detect=detect, min_presence=float(min_presence),

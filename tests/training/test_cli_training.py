@@ -234,3 +234,39 @@ def test_config_files_in_json_yaml_and_toml(tmp_path, monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_yaml)
     with pytest.raises(ConfigError, match="YAML configs need PyYAML"):
         _load_config_file(str(tmp_path / "c.yaml"))
+
+
+def test_train_config_and_registry_refuse_bad_values_up_front():
+    from ferkit.errors import ConfigError
+    from ferkit.models import create_model
+    from ferkit.training import TrainConfig
+    from ferkit.training.augment import AugmentConfig
+
+    for kw, match in [({"scheme": "xx"}, "scheme must be one of"), ({"optimizer": "adam"}, "optimizer must be"),
+                      ({"schedule": "plateau"}, "schedule must be"), ({"balance": "smote"}, "balance must be"),
+                      ({"device": "gpu"}, "device must be")]:
+        with pytest.raises(ConfigError, match=match):
+            TrainConfig(**kw).check()
+    cfg = TrainConfig(augment={"crop": 0.9, "scale": [0.9, 1.1]})
+    assert isinstance(cfg.augment, AugmentConfig) and cfg.augment.scale == (0.9, 1.1)
+    with pytest.raises(ConfigError, match="known keys"):
+        TrainConfig(augment={"cropp": 0.9})
+    with pytest.raises(ConfigError, match="cnn4 takes no argument bogus; it takes in_chans"):
+        create_model("cnn4", bogus=1)
+    assert create_model("cnn4", pretrained=False) is not None  # accepted by every architecture
+
+
+def test_export_and_evaluate_take_plain_names(tmp_path, data_dir):
+    from ferkit.errors import ModelError
+    from ferkit.evaluation import evaluate_model
+    from ferkit.training import export_runs, load_dataset
+
+    with pytest.raises(ModelError, match="no training run at"):  # a plain run path is a member
+        export_runs(str(tmp_path / "nope"), "x", tmp_path)
+    with pytest.raises(ModelError, match="members must be run directories"):
+        export_runs([("a", "b", "c")], "x", tmp_path)
+    with pytest.raises(ModelError, match="unknown int8 calibration"):
+        export_runs([tmp_path], "x", tmp_path, int8="fast")
+    part = load_dataset("ferplus", "test", data_dir=data_dir).subset(np.arange(100))
+    rep = evaluate_model("default", "ferplus", "test", dataset=part)
+    assert rep["n"] + rep["n_excluded"] == 100 and rep["all_rows"] is False

@@ -165,3 +165,12 @@ def test_path_csv(tmp_path):
         load_path_csv(bad)
     with pytest.raises(DatasetError, match="cannot read dataset"):
         load_dataset(str(tmp_path / "nothing.txt"), "train")
+
+
+def test_a_slice_reports_only_its_own_rows(data_dir):
+    full = load_npz("test", "ferplus", data_dir)
+    assert full.excluded["no FER+ votes"] > 0
+    part = full.subset(np.arange(300))
+    assert "no FER+ votes" not in part.excluded  # dropped from the file, not from this slice
+    assert part.excluded["not scored (unknown/not-a-face/tied plurality)"] == int((part.labels < 0).sum())
+    assert repr(part).startswith("<FaceSet 300 images from") and len(repr(part)) < 600

@@ -30,7 +30,8 @@ def predict_logits_onnx(model: Any, images: np.ndarray, batch: int = 256, flip: 
 def evaluate_model(model: Any, data: str = "ferplus", split: str = "test", data_dir: str | None = None,
                    flip: bool = False, temperature: float | None = None,
                    dataset: FaceSet | None = None) -> dict[str, Any]:
-    """Metrics of ``model`` (an :class:`~ferkit.inference.ExpressionModel`) on one split.
+    """Metrics of ``model`` (an :class:`~ferkit.inference.ExpressionModel`, or a shipped name / ``.onnx`` path)
+    on one split.
 
     ``dataset``: that split already loaded (``data``/``split`` then only label the report). When the dataset
     has fewer classes than the model (FER2013's 7 vs an 8-class model), the model's probabilities are
@@ -38,6 +39,10 @@ def evaluate_model(model: Any, data: str = "ferplus", split: str = "test", data_
     """
     from ..training.data import load_dataset
 
+    if isinstance(model, (str, Path)):
+        from ..inference import ExpressionModel
+
+        model = ExpressionModel.load(model)
     ds = dataset if dataset is not None else load_dataset(data, split, data_dir=data_dir)
     z = predict_logits_onnx(model, ds.images, flip=flip)
     t = model.temperature if temperature is None else temperature

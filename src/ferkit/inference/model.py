@@ -15,7 +15,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ..errors import ModelError
+from ..errors import InputError, ModelError
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 
@@ -79,6 +79,26 @@ def list_shipped() -> list[dict[str, Any]]:
     return out
 
 
+def _face_pixels(a: np.ndarray) -> np.ndarray:
+    """uint8 pixels of face arrays: uint8 as is, floats in [0, 1] scaled (the rule of ``Analyzer``), other
+    integers up to 255 cast; anything else is refused rather than silently misread."""
+    if a.dtype == np.uint8:
+        return a
+    if a.dtype == np.bool_ or not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
+        raise InputError(f"faces must be uint8 (0..255) or float (0..1) pixels, got {a.dtype}")
+    if a.size == 0:
+        return a.astype(np.uint8)
+    lo, hi = float(np.min(a)), float(np.max(a))
+    if np.issubdtype(a.dtype, np.floating):
+        if not (np.isfinite(lo) and np.isfinite(hi) and lo >= 0.0 and hi <= 1.0):
+            raise InputError(f"float face values must lie in [0, 1] (as for ferkit.Analyzer), found {lo:g}..{hi:g}: "
+                             "scale them, or pass uint8 0..255")
+        return np.clip(a * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    if lo < 0 or hi > 255:
+        raise InputError(f"integer face values must lie in 0..255, found {lo:g}..{hi:g}: pass uint8")
+    return a.astype(np.uint8)
+
+
 @dataclass
 class ExpressionModel:
     """A loaded classifier. ``predict`` takes face crops and returns calibrated probabilities."""
@@ -109,18 +129,45 @@ class ExpressionModel:
         return float(self.card.get("temperature", 1.0))
 
     def prepare(self, faces: np.ndarray | list[np.ndarray]) -> np.ndarray:
-        """uint8 faces ``(n, h, w)`` grey or ``(n, h, w, 3)`` BGR, any size -> model input ``(n, c, s, s)``."""
+        """Faces -> model input ``(n, c, s, s)``. Faces: a batch ``(n, h, w)`` grey or ``(n, h, w, 3)`` BGR, one
+        face ``(h, w)`` / ``(h, w, 3)``, or a list of faces; any size; uint8 (0..255) or float in [0, 1], as
+        :class:`~ferkit.Analyzer` takes images. Raises :class:`~ferkit.errors.InputError` for anything else."""
         s, c = self.input_size, self.channels
-        if isinstance(faces, np.ndarray) and faces.ndim in (3, 4) and faces.shape[1:3] == (s, s):
+        if isinstance(faces, (str, bytes, Path)):
+            raise InputError(f"faces must be image arrays, got the path {faces!r}: load it first "
+                             "(ferkit.io.load_image), or analyse the file with ferkit.analyze")
+        if isinstance(faces, np.ndarray):
+            if faces.ndim == 2 or (faces.ndim == 3 and faces.shape[2] in (1, 3, 4) and faces.shape[1] > 4):
+                faces = faces[None]  # one face
+            if faces.ndim == 4 and faces.shape[3] == 1:
+                faces = faces[..., 0]
+            if faces.ndim not in (3, 4) or (faces.ndim == 4 and faces.shape[3] not in (3, 4)):
+                raise InputError(f"faces must be (n, h, w) grey or (n, h, w, 3) BGR arrays (or one face), got shape "
+                                 f"{faces.shape}" + (": channels first? use x.transpose(0, 2, 3, 1)"
+                                                     if faces.ndim == 4 and faces.shape[1] in (1, 3) else ""))
+            faces = _face_pixels(faces)
+            if faces.ndim == 4 and faces.shape[3] == 4:
+                faces = faces[..., :3]  # BGRA: the alpha channel is not part of the face
+        if isinstance(faces, np.ndarray) and faces.shape[1:3] == (s, s):
             arr = faces
             if arr.ndim == 4 and c == 1:
-                arr = np.stack([cv2.cvtColor(f, cv2.COLOR_BGR2GRAY) for f in arr])
+                arr = np.stack([cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_BGR2GRAY) for f in arr])
             elif arr.ndim == 3 and c == 3:
                 arr = np.repeat(arr[..., None], 3, axis=3)  # grey faces for a colour model
         else:
             out = []
             for f in faces:
+                if isinstance(f, (str, bytes, Path)):
+                    raise InputError(f"faces must be image arrays, got the path {f!r}: load it first "
+                                     "(ferkit.io.load_image), or analyse the file with ferkit.analyze")
                 f = np.asarray(f)
+                if f.ndim == 3 and f.shape[2] == 1:
+                    f = f[..., 0]
+                if f.ndim not in (2, 3) or (f.ndim == 3 and f.shape[2] not in (3, 4)):
+                    raise InputError(f"each face must be (h, w) grey or (h, w, 3) BGR, got shape {f.shape}")
+                f = _face_pixels(f)
+                if f.ndim == 3:
+                    f = np.ascontiguousarray(f[..., :3])
                 if f.ndim == 3 and c == 1:
                     f = cv2.cvtColor(f, cv2.COLOR_BGR2GRAY)
                 elif f.ndim == 2 and c == 3:

@@ -176,7 +176,9 @@ def to_bgr(image: np.ndarray | PILImage.Image, *, rgb: bool = False,
     if a.ndim == 3 and a.shape[2] == 1:
         a = a[..., 0]
     if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (2, 3, 4)):
-        raise InputError(f"image array must be HxW, HxWx1, HxWx2, HxWx3 or HxWx4; got shape {a.shape}")
+        hint = (f": a stack of {a.shape[0]} images? pass them as a list (list(images)) or as (n, h, w, 1)"
+                if a.ndim in (3, 4) else "")
+        raise InputError(f"image array must be HxW, HxWx1, HxWx2, HxWx3 or HxWx4; got shape {a.shape}{hint}")
     a = _to_uint8(a)
     if a.ndim == 2:
         return cv2.cvtColor(a, cv2.COLOR_GRAY2BGR)

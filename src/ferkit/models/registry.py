@@ -26,8 +26,17 @@ def list_models(pattern: str = "*") -> list[str]:
 
 
 def create_model(name: str, **kwargs: Any) -> Any:
-    """Build a registered architecture. Unknown names raise a ``KeyError`` naming the known ones."""
-    return _factory(name)(**kwargs)
+    """Build a registered architecture. Unknown names raise :class:`UnknownModelError` naming the known ones, and
+    arguments the architecture does not take a :class:`~ferkit.errors.ConfigError` naming those it takes
+    (``pretrained`` is accepted by every architecture; only those with ImageNet weights use it)."""
+    factory = _factory(name)
+    unknown = set(kwargs) - model_arguments(name) - {"pretrained"}
+    if unknown:
+        from ..errors import ConfigError
+
+        raise ConfigError(f"{name} takes no argument {', '.join(sorted(unknown))}; it takes "
+                          f"{', '.join(sorted(model_arguments(name)))}")
+    return factory(**kwargs)
 
 
 def _factory(name: str) -> Callable[..., Any]:

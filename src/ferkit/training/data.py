@@ -64,8 +64,15 @@ class FaceSet:
         return len(self.images)
 
     def subset(self, idx: np.ndarray) -> FaceSet:
-        return FaceSet(self.images[idx], self.targets[idx], self.classes, self.labels[idx], self.source,
-                       dict(self.excluded), self.all_rows)
+        """The faces ``idx`` (a slice of a split reports only its own rows: the images dropped while loading the
+        file are not part of it, and its unscored faces are counted afresh)."""
+        labels = self.labels[idx]
+        excluded = {k: int((labels < 0).sum()) for k in self.excluded if k.startswith("not scored")}
+        return FaceSet(self.images[idx], self.targets[idx], self.classes, labels, self.source, excluded,
+                       self.all_rows)
+
+    def __repr__(self) -> str:
+        return f"<FaceSet {self.summary()}>"
 
     def class_counts(self) -> np.ndarray:
         return np.bincount(self.labels[self.labels >= 0], minlength=len(self.classes))

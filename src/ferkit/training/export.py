@@ -8,7 +8,7 @@ import json
 import os
 import platform
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -410,7 +410,7 @@ def write_onnx(
 
 
 def export_runs(
-    members: list[tuple[str | Path, str | Path | None]],
+    members: Sequence[str | Path | tuple[str | Path, str | Path | None]],
     name: str,
     out_dir: str | Path,
     data: str | None = None,
@@ -426,8 +426,8 @@ def export_runs(
 ) -> dict[str, Any]:
     """Export one run or an accuracy-weighted ensemble of runs as ``out_dir/name.onnx`` + ``name.json``.
 
-    ``members`` are (run directory, checkpoint or None for ``best.pt``). Temperature is fitted on the
-    validation split; the test split is evaluated once, at the end, for the card. ``int8``: a calibration
+    ``members`` are run directories (their ``best.pt``) or (run directory, checkpoint) pairs. Temperature is
+    fitted on the validation split; the test split is evaluated once, at the end, for the card. ``int8``: a calibration
     method (``minmax``, ``percentile``, ``entropy``) to ship a static int8 model instead (activation ranges from
     ``calib_faces`` training faces; :mod:`ferkit.training.quantize`). ``tta_scales``: bake test-time
     augmentation (zoomed views, and their mirrors with ``tta_flip``) into the exported graph (:class:`TTA`).
@@ -437,6 +437,15 @@ def export_runs(
     from .data import load_dataset
 
     out_dir = Path(out_dir)
+    if isinstance(members, (str, Path)):
+        members = [members]
+    members = [(m, None) if isinstance(m, (str, Path)) else tuple(m) for m in members]
+    if not members or any(len(m) != 2 for m in members):
+        raise ModelError("members must be run directories or (run directory, checkpoint) pairs")
+    from .quantize import CALIBRATION
+
+    if int8 is not None and int8 not in CALIBRATION:
+        raise ModelError(f"unknown int8 calibration {int8!r}; use {', '.join(CALIBRATION)}")
     if not name or name != Path(name).name or name.startswith("."):
         raise ModelError(f"model name {name!r}: give a plain file name (no folder: the files go to --out-dir)")
     for run, ck in members:  # every run and checkpoint exists, before any data is loaded

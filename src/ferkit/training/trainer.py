@@ -52,7 +52,7 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 0.05
     momentum: float = 0.9
-    schedule: str = "cosine"  # cosine | step | plateau | constant
+    schedule: str = "cosine"  # cosine | step | constant
     warmup_epochs: float = 1.0
     head_epochs: int = 0  # > 0: train only the classifier head first (transfer learning)
     head_lr: float = 3e-3
@@ -88,17 +88,22 @@ class TrainConfig:
     max_train: int = 0  # > 0: use only the first N training images (tests, smoke runs)
     max_eval: int = 0
 
+    def __post_init__(self) -> None:
+        if isinstance(self.augment, dict):  # TrainConfig(augment={"crop": 0.9}) as from_dict / config files
+            try:
+                self.augment = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v
+                                                for k, v in self.augment.items()})
+            except TypeError as exc:
+                raise ConfigError(f"augment: {exc}; known keys: "
+                                  f"{', '.join(f.name for f in fields(AugmentConfig))}") from None
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:
             raise ConfigError(f"unknown config keys: {sorted(unknown)}; known: {', '.join(sorted(known))}")
-        d = dict(d)
-        if isinstance(d.get("augment"), dict):
-            aug = d["augment"]
-            d["augment"] = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in aug.items()})
-        return cls(**d)
+        return cls(**d)  # (an augment dict becomes an AugmentConfig in __post_init__)
 
     def check(self) -> None:
         """Refuse values and combinations that cannot train (a clear error instead of a crash deep in torch)."""
@@ -123,6 +128,15 @@ class TrainConfig:
         need(not self.kd_views or bool(self.teachers), "kd_views needs teachers (--teacher RUN): it caches their "
                                                        "outputs on augmented views")
         need(self.channels in (1, 3), f"channels must be 1 or 3, got {self.channels}")
+        for key, allowed in (("scheme", ("mv", "ml", "pld", "cel")), ("optimizer", ("adamw", "sgd")),
+                             ("schedule", ("cosine", "step", "constant")),
+                             ("balance", ("none", "undersample", "oversample"))):
+            need(getattr(self, key) in allowed, f"{key} must be one of {', '.join(allowed)}, got "
+                                                f"{getattr(self, key)!r}")
+        need(self.device in ("auto", "cpu") or self.device.startswith("cuda"),
+             f"device must be auto, cpu or cuda[:N], got {self.device!r}")
+        need(isinstance(self.augment, AugmentConfig), "augment must be an AugmentConfig (TrainConfig.from_dict "
+                                                      "takes a dict)")
 
 
 #: Settings a run cannot change when it resumes from ``last.pt`` (the checkpoint or the data would not fit).
@@ -172,6 +186,8 @@ def _same_path(key: str, a: Any, b: Any) -> bool:
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r}: this torch has no CUDA device (device='auto' picks the CPU)")
     return torch.device(name)
 
 
@@ -841,4 +857,4 @@ def _nan_stat(values: list[float | None], need: int) -> float | None:
     return float(a.mean()) if need == 1 else float(a.std(ddof=1))
 
 
-__all__ = ["TrainConfig", "Trainer", "train", "predict_logits", "stratified_folds", "F"]
+__all__ = ["TrainConfig", "Trainer", "blend_soft_targets", "predict_logits", "stratified_folds", "train"]
