@@ -43,6 +43,13 @@ def test_rollout_on_tiny_model() -> None:
     ran = create_model("ran", width=4, crop_size=16)
     heat, _, info = explain(ran, face)
     assert sum(info["weights"].values()) == pytest.approx(1, abs=1e-5) and heat.shape == (48, 48)
+    import ferkit
+    from ferkit.errors import InputError
+
+    with pytest.raises(InputError, match="occlusion_map"):  # an exported model: pointed to what explains it
+        explain(ferkit.load_model("default"), face)
+    with pytest.raises(InputError, match="grey uint8"):  # floats would be read as near-black
+        explain(m, face.astype(np.float32) / 255)
 
 
 def test_gradcam_and_paint() -> None:

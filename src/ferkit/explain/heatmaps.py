@@ -136,8 +136,16 @@ def explain(net: nn.Module, face: np.ndarray,
 
     A close-crop run (:class:`~ferkit.training.augment.CloseCropped`) is explained on the crop it sees, and its
     map is placed over that part of the face (nothing outside it)."""
+    from ..errors import InputError
     from ..training.augment import CloseCropped
 
+    if not isinstance(net, nn.Module):
+        raise InputError(f"explain() takes a trained torch network (ferkit.training.load_run_model), got "
+                         f"{type(net).__name__}; for an exported model use ferkit.explain.occlusion_map(m.predict, "
+                         "face)")
+    face = np.asarray(face)
+    if face.dtype != np.uint8 or face.ndim != 2:
+        raise InputError(f"face must be a grey uint8 (H, W) array, got {face.shape} {face.dtype}")
     if isinstance(net, CloseCropped):
         import cv2
 

@@ -117,10 +117,14 @@ def quantize_int8(fp32_onnx: bytes | str | Path, out_path: str | Path, calib_fac
         root = logging.getLogger()
         level = root.level
         root.setLevel(logging.ERROR)  # onnxruntime's per-tensor notes ("Axis 1 is out-of-range for weight ...")
-        try:
-            quantize_static(str(pre), str(out_path), _Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, calibrate_method=cm,
-                            nodes_to_exclude=tail, extra_options=extra)
+        import contextlib
+        import io
+
+        try:  # (its calibrators also print() progress notes to stdout: kept out of the caller's output)
+            with contextlib.redirect_stdout(io.StringIO()):
+                quantize_static(str(pre), str(out_path), _Reader(), quant_format=QuantFormat.QDQ,
+                                per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                                calibrate_method=cm, nodes_to_exclude=tail, extra_options=extra)
         finally:
             root.setLevel(level)
     return {"format": "onnxruntime static int8, QDQ, per-channel symmetric int8 weights, uint8 activations; "
