@@ -196,18 +196,19 @@ def test_serve_stopped_by_a_signal_says_so(sig, code, word):
 
     # (SIG_DFL in the child: a shell's background job would inherit SIGINT ignored, as from this test runner)
     proc = subprocess.Popen([sys.executable, "-m", "ferkit", "serve", "--port", "0"], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True,
+                            stderr=subprocess.PIPE,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
+        fd = proc.stderr.fileno()  # read the pipe itself (no buffered reader that could hold lines select misses)
         sel = selectors.DefaultSelector()
-        sel.register(proc.stderr, selectors.EVENT_READ)
-        seen, deadline = "", time.time() + 60
-        while "Uvicorn running" not in seen and proc.poll() is None and time.time() < deadline:
+        sel.register(fd, selectors.EVENT_READ)
+        seen, deadline = b"", time.time() + 60
+        while b"Uvicorn running" not in seen and proc.poll() is None and time.time() < deadline:
             if sel.select(timeout=1):  # (never blocks past the deadline on a silent child)
-                seen += proc.stderr.readline()
-        assert "Uvicorn running" in seen, seen
+                seen += os.read(fd, 65536)
+        assert b"Uvicorn running" in seen, seen
         proc.send_signal(getattr(signal, sig))
-        rest = proc.communicate(timeout=30)[1]
+        rest = proc.communicate(timeout=30)[1].decode(errors="replace")
     finally:
         proc.kill()
     assert proc.returncode == code and f"ferkit: {word}" in rest
