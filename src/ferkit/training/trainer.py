@@ -363,8 +363,8 @@ class Trainer:
         self.model = create_model(cfg.model, **kwargs).to(self.device)
         if cfg.init and not (self.run_dir / "last.pt").is_file():  # (a resumed run has its weights in last.pt)
             self._warm_start(cfg.init)
-        # channels_last speeds up convs (1.26x for resnet_fast w48 on this 2-core CPU), but depthwise-conv backward
-        # crashes on CPU in torch 2.13: on CPU only for models without grouped convolutions.
+        # channels_last speeds up convs (1.13-1.26x for resnet_fast w48 on this CPU: bench/bench_train_layout.py),
+        # but depthwise-conv backward crashes on CPU in torch 2.13: on CPU only without grouped convolutions.
         self.channels_last = cfg.channels_last and (self.device.type == "cuda" or not _has_grouped_conv(self.model))
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
