@@ -122,3 +122,17 @@ def test_pose_proxy_and_subsets() -> None:
     assert pose_subsets(pts, presence=np.array([1, 0, 1, 1]))["pose_yaw"].tolist() == [3]
     a, b = pose_subsets(pts), pose_subsets(pts.copy())
     assert all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_autoencoders_take_uint8_faces_only() -> None:
+    from ferkit.embed import encode, make_autoencoder, train_autoencoder
+    from ferkit.errors import InputError
+
+    faces = (np.random.default_rng(0).random((8, 48, 48)) * 255).astype(np.uint8)
+    ae = train_autoencoder(make_autoencoder("dense", latent=8), faces, epochs=1, batch=4)
+    assert encode(ae.encoder, faces).shape == (8, 8)
+    for bad in (faces.astype(np.float32) / 255, np.repeat(faces[..., None], 3, axis=3)):
+        with pytest.raises(InputError, match="uint8 grey"):
+            train_autoencoder(make_autoencoder("dense"), bad)
+        with pytest.raises(InputError, match="uint8 grey"):
+            encode(ae.encoder, bad)

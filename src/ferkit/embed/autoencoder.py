@@ -23,11 +23,22 @@ def make_autoencoder(kind: str, latent: int = 64) -> nn.Module:
     raise ValueError(f"unknown autoencoder {kind!r}; use dense or conv")
 
 
+def _faces_48(images: np.ndarray) -> np.ndarray:
+    """The uint8 ``(n, 48, 48)`` faces these autoencoders take (floats or colour would be misread silently)."""
+    from ..errors import InputError
+
+    images = np.asarray(images)
+    if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (48, 48):
+        raise InputError(f"faces must be uint8 grey (n, 48, 48), got {images.shape} {images.dtype}")
+    return images
+
+
 def train_autoencoder(ae: nn.Module, images: np.ndarray, epochs: int = 5, minutes: float = 0.0,
                       batch: int = 128, lr: float = 2e-3, seed: int = 0, log: list[dict] | None = None) -> nn.Module:
     """Fit ``ae`` on uint8 faces ``(n, 48, 48)`` with MSE in the normalised space (horizontal flips),
     for ``epochs`` or until ``minutes`` of wall-clock have passed (checked per step)."""
     g = torch.Generator().manual_seed(seed)
+    images = _faces_48(images)
     x_all = torch.from_numpy(images[:, None].astype(np.float32) / 255 * 2 - 1)
     opt = torch.optim.AdamW(ae.parameters(), lr=lr, weight_decay=1e-4)
     n_steps = epochs * math.ceil(len(x_all) / batch)
@@ -61,6 +72,7 @@ def train_autoencoder(ae: nn.Module, images: np.ndarray, epochs: int = 5, minute
 @torch.no_grad()
 def encode(encoder: nn.Module, images: np.ndarray, batch: int = 512) -> np.ndarray:
     """Latent codes of uint8 faces ``(n, 48, 48)`` (same normalisation as training)."""
+    images = _faces_48(images)
     encoder.eval()
     x = torch.from_numpy(images[:, None].astype(np.float32) / 255 * 2 - 1)
     return torch.cat([encoder(x[i:i + batch]) for i in range(0, len(x), batch)]).numpy()
