@@ -20,12 +20,13 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ferkit.errors import OutputError
+from ferkit.errors import FerkitError, OutputError
 from ferkit.io._files import file_sha256
 
 __all__ = ["STATUS_COLUMNS", "Archive", "StatusRecord", "file_key", "iter_archive_rows", "read_archive"]
@@ -107,10 +108,13 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 class Archive:
-    """A batch job directory (created if missing). Use as a context manager to hold its lock while writing."""
+    """A batch job directory (created if missing). Use as a context manager to hold its lock while writing; a
+    folder it created goes again when the run is refused (a :class:`~ferkit.errors.FerkitError`) before any part
+    was written."""
 
     def __init__(self, root: str | os.PathLike[str], create: bool = True) -> None:
         self.root = Path(root)
+        self._made = create and not os.path.lexists(self.root)
         if create:
             try:
                 (self.root / "parts").mkdir(parents=True, exist_ok=True)
@@ -136,10 +140,13 @@ class Archive:
             self._held = stack.pop_all()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
         if self._held is not None:
             self._held.close()
             self._held = None
+        if (self._made and exc_type is not None and issubclass(exc_type, FerkitError)
+                and not (self.parts.is_dir() and any(self.parts.iterdir()))):
+            shutil.rmtree(self.root, ignore_errors=True)
 
     def _close_log(self) -> None:
         if self._log_fh is not None:

@@ -12,7 +12,6 @@ import concurrent.futures as cf
 import contextlib
 import json
 import os
-import shutil
 import sys
 import time
 from collections import Counter
@@ -211,6 +210,7 @@ def run_batch(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[s
     Returns the :class:`BatchSummary`.
     """
     from ferkit.io import expand_sources
+    from ferkit.io.sources import EMPTY_PATH, NOT_FOUND
 
     options = dict(options or {})
     _check_detector(options.get("detector"))  # an unknown detector or model stops here, not as a failure of
@@ -224,25 +224,7 @@ def run_batch(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[s
 
         raise InputError("nothing to analyse (no results folder made): "
                          + ("; ".join(describe_problems(sources)) or "no inputs (an empty list file?)"))
-    new = not os.path.lexists(out)
-    try:
-        return _run(sources, out, summary, options, digest, engine, workers, scheduler, client, use_hash,
-                    retry_failed, progress, prune_missing, on_record, t0)
-    except InputError:  # refused (e.g. the Dask scheduler cannot be reached): a folder this run made goes again
-        parts = Path(out) / "parts"
-        if new and not (parts.is_dir() and any(parts.iterdir())):
-            shutil.rmtree(out, ignore_errors=True)
-        raise
-
-
-def _run(sources: list[Any], out: str | os.PathLike[str], summary: BatchSummary, options: dict[str, Any],
-         digest: str, engine: str, workers: int | None, scheduler: str | None, client: Any, use_hash: bool,
-         retry_failed: bool, progress: bool, prune_missing: bool,
-         on_record: Callable[[StatusRecord], None] | None, t0: float) -> BatchSummary:
-    """:func:`run_batch` once its inputs are expanded: the job folder is held (locked) while it runs."""
-    from ferkit.io.sources import EMPTY_PATH, NOT_FOUND
-
-    with Archive(out) as arch:
+    with Archive(out) as arch:  # (a folder it made goes again if the run is refused, e.g. at its engine)
         records = arch.records()
         todo: list[_Todo] = []
         seen: list[str] = []

@@ -80,23 +80,23 @@ def list_shipped() -> list[dict[str, Any]]:
 
 
 def _face_pixels(a: np.ndarray) -> np.ndarray:
-    """uint8 pixels of face arrays: uint8 as is, floats in [0, 1] scaled (the rule of ``Analyzer``), other
-    integers up to 255 cast; anything else is refused rather than silently misread."""
+    """uint8 pixels of face arrays by the image reader's rule (floats in [0, 1] scaled), stricter where a face
+    could be misread: no bool masks, integers only in 0..255."""
+    from ..io.images import _to_uint8
+
     if a.dtype == np.uint8:
         return a
     if a.dtype == np.bool_ or not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
         raise InputError(f"faces must be uint8 (0..255) or float (0..1) pixels, got {a.dtype}")
-    if a.size == 0:
-        return a.astype(np.uint8)
-    lo, hi = float(np.min(a)), float(np.max(a))
-    if np.issubdtype(a.dtype, np.floating):
-        if not (np.isfinite(lo) and np.isfinite(hi) and lo >= 0.0 and hi <= 1.0):
-            raise InputError(f"float face values must lie in [0, 1] (as for ferkit.Analyzer), found {lo:g}..{hi:g}: "
-                             "scale them, or pass uint8 0..255")
-        return np.clip(a * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    if lo < 0 or hi > 255:
-        raise InputError(f"integer face values must lie in 0..255, found {lo:g}..{hi:g}: pass uint8")
-    return a.astype(np.uint8)
+    if np.issubdtype(a.dtype, np.integer) and a.size and (int(a.min()) < 0 or int(a.max()) > 255):
+        raise InputError(f"integer face values must lie in 0..255, found {int(a.min())}..{int(a.max())}: pass uint8")
+    return _to_uint8(a) if a.size else a.astype(np.uint8)
+
+
+def _refuse_path(x: object) -> None:
+    if isinstance(x, (str, bytes, Path)):
+        raise InputError(f"faces must be image arrays, got the path {x!r}: load it first (ferkit.io.load_image), "
+                         "or analyse the file with ferkit.analyze")
 
 
 @dataclass
@@ -133,9 +133,7 @@ class ExpressionModel:
         face ``(h, w)`` / ``(h, w, 3)``, or a list of faces; any size; uint8 (0..255) or float in [0, 1], as
         :class:`~ferkit.Analyzer` takes images. Raises :class:`~ferkit.errors.InputError` for anything else."""
         s, c = self.input_size, self.channels
-        if isinstance(faces, (str, bytes, Path)):
-            raise InputError(f"faces must be image arrays, got the path {faces!r}: load it first "
-                             "(ferkit.io.load_image), or analyse the file with ferkit.analyze")
+        _refuse_path(faces)
         if isinstance(faces, np.ndarray):
             if faces.ndim == 2 or (faces.ndim == 3 and faces.shape[2] in (1, 3, 4) and faces.shape[1] > 4):
                 faces = faces[None]  # one face
@@ -157,9 +155,7 @@ class ExpressionModel:
         else:
             out = []
             for f in faces:
-                if isinstance(f, (str, bytes, Path)):
-                    raise InputError(f"faces must be image arrays, got the path {f!r}: load it first "
-                                     "(ferkit.io.load_image), or analyse the file with ferkit.analyze")
+                _refuse_path(f)
                 f = np.asarray(f)
                 if f.ndim == 3 and f.shape[2] == 1:
                     f = f[..., 0]

@@ -2,6 +2,6 @@
 
 from . import autoencoder, cnn, efficientnet, ran, transformers  # noqa: F401  (registers the models)
 from .base import FERNet
-from .registry import create_model, list_models, model_arguments, register_model
+from .registry import check_model_arguments, create_model, list_models, model_arguments, register_model
 
-__all__ = ["FERNet", "create_model", "list_models", "model_arguments", "register_model"]
+__all__ = ["FERNet", "check_model_arguments", "create_model", "list_models", "model_arguments", "register_model"]

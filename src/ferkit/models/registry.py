@@ -30,13 +30,19 @@ def create_model(name: str, **kwargs: Any) -> Any:
     arguments the architecture does not take a :class:`~ferkit.errors.ConfigError` naming those it takes
     (``pretrained`` is accepted by every architecture; only those with ImageNet weights use it)."""
     factory = _factory(name)
+    check_model_arguments(name, kwargs)
+    return factory(**kwargs)
+
+
+def check_model_arguments(name: str, kwargs: dict[str, Any], hide: frozenset[str] = frozenset()) -> None:
+    """Refuse arguments the architecture does not take (its factory would ignore them: a typo would build the
+    default model), naming those it takes except ``hide``."""
     unknown = set(kwargs) - model_arguments(name) - {"pretrained"}
     if unknown:
         from ..errors import ConfigError
 
         raise ConfigError(f"{name} takes no argument {', '.join(sorted(unknown))}; it takes "
-                          f"{', '.join(sorted(model_arguments(name)))}")
-    return factory(**kwargs)
+                          f"{', '.join(sorted(model_arguments(name) - hide))}")
 
 
 def _factory(name: str) -> Callable[..., Any]:

@@ -37,6 +37,10 @@ NPZ_LAYOUT = (
 )
 
 
+#: ``FaceSet.excluded`` key of the faces loaded but left out of scoring (FER+ plurality unknown, not a face, tied).
+NOT_SCORED = "not scored (unknown/not-a-face/tied plurality)"
+
+
 @dataclass
 class FaceSet:
     """Faces and their targets, all in memory.
@@ -67,7 +71,7 @@ class FaceSet:
         """The faces ``idx`` (a slice of a split reports only its own rows: the images dropped while loading the
         file are not part of it, and its unscored faces are counted afresh)."""
         labels = self.labels[idx]
-        excluded = {k: int((labels < 0).sum()) for k in self.excluded if k.startswith("not scored")}
+        excluded = {NOT_SCORED: int((labels < 0).sum())} if NOT_SCORED in self.excluded else {}
         return FaceSet(self.images[idx], self.targets[idx], self.classes, labels, self.source, excluded,
                        self.all_rows)
 
@@ -157,7 +161,7 @@ def load_npz(split: str, labels: str = "ferplus", data_dir: str | Path | None = 
     lab[(n_top > 1) | ~has_votes] = -1
     excluded = {"no FER+ votes": int((~has_votes).sum()), "no emotion votes": int((has_votes & (emo_sum == 0)).sum())}
     fs = FaceSet(images[keep], votes8[keep], FERPLUS_CLASSES, lab[keep], f"{path.name} (FER+ votes)", excluded)
-    fs.excluded["not scored (unknown/not-a-face/tied plurality)"] = int((fs.labels < 0).sum())
+    fs.excluded[NOT_SCORED] = int((fs.labels < 0).sum())
     return fs
 
 

@@ -53,14 +53,21 @@ def resolve_checkpoint(run: str | Path, checkpoint: str | Path | None = None) ->
     return run / "best.pt"
 
 
-def load_run_model(run: str | Path, checkpoint: str | Path | None = None) -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild the model of a run directory (``config.json``) from ``best.pt`` (or the given checkpoint); a run
-    trained on close crops (``augment.crop`` < 1) comes with its crop built in (:class:`CloseCropped`)."""
+def run_weights(run: str | Path, checkpoint: str | Path | None = None
+                ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """(state dict, config) of a run directory's ``best.pt`` (or the given checkpoint); from ``last.pt`` the
+    averaged weights, which are the ones validated."""
     run = Path(run)
     ck_path = resolve_checkpoint(run, checkpoint)
     cfg = json.loads((run / "config.json").read_text())
     ck = torch.load(ck_path, map_location="cpu", weights_only=False)
-    sd = ck.get("ema") or ck["model"]  # last.pt: the averaged weights, which are the ones validated
+    return ck.get("ema") or ck["model"], cfg
+
+
+def load_run_model(run: str | Path, checkpoint: str | Path | None = None) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the model of a run directory (``config.json``) from ``best.pt`` (or the given checkpoint); a run
+    trained on close crops (``augment.crop`` < 1) comes with its crop built in (:class:`CloseCropped`)."""
+    sd, cfg = run_weights(run, checkpoint)
     n_classes = next(v.shape[0] for k, v in reversed(list(sd.items())) if k.endswith("weight") and v.ndim in (2, 4))
     kw = dict(cfg.get("model_kwargs", {}), num_classes=n_classes, in_chans=cfg.get("channels", 1), pretrained=False)
     model = create_model(cfg["model"], **kw)

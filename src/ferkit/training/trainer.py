@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from ..errors import ConfigError, DatasetError
 from ..evaluation.metrics import classification_report, fit_temperature, softmax
-from ..models import create_model, model_arguments
+from ..models import check_model_arguments, create_model, model_arguments
 from ..models.regions import mesh_region_boxes
 from .augment import AugmentConfig, CloseCropped, augment, close_crop, crop_boxes
 from .data import FaceSet, load_dataset
@@ -322,10 +322,7 @@ class Trainer:
             torch.set_num_threads(cfg.workers_threads)
         cfg.check()
         set_seed(cfg.seed)
-        unknown = set(cfg.model_kwargs) - model_arguments(cfg.model)
-        if unknown:  # (the factories ignore unknown keywords: a typo would train the default model)
-            raise ConfigError(f"{cfg.model} takes no argument {', '.join(sorted(unknown))}; it takes "
-                              f"{', '.join(sorted(model_arguments(cfg.model) - {'num_classes', 'in_chans'}))}")
+        check_model_arguments(cfg.model, cfg.model_kwargs, hide=frozenset({"num_classes", "in_chans"}))  # (early)
         self.train_set = train if train is not None else load_dataset(cfg.data, "train", cfg.labels, cfg.data_dir)
         self.val_set = val if val is not None else load_dataset(cfg.data, "val", cfg.labels, cfg.data_dir)
         if val is None and (self.val_set.all_rows or self.val_set.source == self.train_set.source):
@@ -400,11 +397,10 @@ class Trainer:
         """Load the weights of a trained run (``RUN`` or ``RUN:CHECKPOINT``) into the fresh model: same architecture,
         classes (names and order) and close crop; arguments that keep every weight's shape (input size, dropout)
         may differ."""
-        from .export import resolve_checkpoint
+        from .export import run_weights
 
         run, _, ck_name = spec.partition(":")
-        path = resolve_checkpoint(run, ck_name or None)
-        saved = json.loads((Path(run) / "config.json").read_text())
+        sd, saved = run_weights(run, ck_name or None)
         if saved.get("model") != self.cfg.model:
             raise ConfigError(f"init {spec} is a {saved.get('model')}, this run trains {self.cfg.model}: warm starts "
                               "need the same model")
@@ -419,8 +415,6 @@ class Trainer:
         if classes is not None and list(classes) != list(self.classes):
             raise ConfigError(f"init {spec} predicts {classes}, this data has {list(self.classes)}: warm starts "
                               "need the same classes in the same order")
-        ck = torch.load(path, map_location="cpu", weights_only=False)
-        sd = ck.get("ema") or ck["model"]  # last.pt: the averaged weights, the ones that were validated
         own = self.model.state_dict()
         bad = sorted(k for k in set(own) | set(sd) if k not in own or k not in sd or own[k].shape != sd[k].shape)
         if bad:
