@@ -49,8 +49,9 @@ def main() -> None:
         if BEGIN in lines:
             sys.exit("already slimmed: run `restore` first")
         files = big_tracked()
-        git("rm", "-q", "--cached", *files)
+        EXCLUDE.parent.mkdir(exist_ok=True)  # a fresh clone may have no .git/info
         EXCLUDE.write_text("\n".join(lines + [BEGIN] + [f"/{f}" for f in files] + [END]) + "\n")
+        git("rm", "-q", "--cached", *files)
         print(f"left {len(files)} files behind; {size():.1f} MiB would travel (limit 64)")
     elif cmd == "restore":
         if BEGIN not in lines:

@@ -2,6 +2,11 @@
 targets for small students: ``ferkit train --soft-targets OUT.npy``).
 
     python tools/teacher_targets.py OUT.npy RUN_DIR/best.pt:RUN_DIR/config.json ...
+    python tools/teacher_targets.py OUT.npy default          # a shipped (or exported) ONNX model: name or path
+
+A teacher given as a name or ``.onnx`` path runs through onnxruntime (its calibrated probabilities,
+:func:`ferkit.load_model`); that needs no checkpoint, so a fresh checkout can make targets from the shipped
+``default``.
 
 Limits: FER+ from the default data location (``../shared/data``), 8 classes, grey 48 px faces without a close
 crop; one row per face of the training split as loaded (before ``drop_unscored_train``), as the trainer expects.
@@ -50,12 +55,28 @@ def _ort_logits(model: torch.nn.Module, images: np.ndarray) -> np.ndarray:
     return np.concatenate(out)
 
 
+def _onnx_probs(name_or_path: str, images: np.ndarray) -> np.ndarray:
+    """Calibrated probabilities of a shipped or exported ONNX model with FER+'s 8 classes."""
+    from ferkit.inference import load_model
+    from ferkit.labels import FERPLUS_CLASSES
+
+    model = load_model(name_or_path, threads=2)
+    if tuple(model.classes) != tuple(FERPLUS_CLASSES):
+        raise SystemExit(f"{name_or_path}: classes {model.classes} are not FER+'s {FERPLUS_CLASSES}")
+    return np.concatenate([model.predict(images[i : i + 512]) for i in range(0, len(images), 512)])
+
+
 def main() -> None:
     out = sys.argv[1]
     torch.set_num_threads(2)
     train = load_npz("train", "ferplus")
     probs = []
     for spec in sys.argv[2:]:
+        if ":" not in spec:
+            probs.append(_onnx_probs(spec, train.images))
+            acc = (probs[-1].argmax(1) == train.labels)[train.labels >= 0].mean()
+            print(spec, "train acc", float(acc), flush=True)
+            continue
         ck_path, cfg_path = spec.split(":")
         cfg = json.loads(Path(cfg_path).read_text())
         kw = dict(cfg.get("model_kwargs", {}), num_classes=8, in_chans=1, pretrained=False)

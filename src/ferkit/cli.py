@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, FerkitError, InputError, OutputError
+from .training.options import CHANNELS, CHOICES
 
 
 def _load_config_file(path: str) -> dict[str, Any]:
@@ -59,21 +60,21 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    help="architecture argument, e.g. input_size=96 (repeatable)")
     p.add_argument("--data", help="ferplus | fer2013 | npz folder | fer2013.csv | path,label CSV | image folder")
     p.add_argument("--data-dir", help=DATA_DIR_HELP)
-    p.add_argument("--scheme", choices=["mv", "ml", "pld", "cel"], help="FER+ label scheme")
+    p.add_argument("--scheme", choices=CHOICES["scheme"], help="FER+ label scheme")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
-    p.add_argument("--optimizer", choices=["adamw", "sgd"])
+    p.add_argument("--optimizer", choices=CHOICES["optimizer"])
     p.add_argument("--lr", type=float)
     p.add_argument("--weight-decay", type=float)
-    p.add_argument("--schedule", choices=["cosine", "step", "constant"])
+    p.add_argument("--schedule", choices=CHOICES["schedule"])
     p.add_argument("--head-epochs", type=int, help="epochs training only the classifier head first")
     p.add_argument("--ema", type=float, help="EMA decay of weights (0 = off)")
     p.add_argument("--patience", type=int, help="early-stopping patience in epochs")
-    p.add_argument("--balance", choices=["none", "undersample", "oversample"])
+    p.add_argument("--balance", choices=CHOICES["balance"])
     p.add_argument("--class-weight-power", type=float, help="> 0: class-weighted loss")
     p.add_argument("--minority-aug", action="store_true", default=None, help="extra augmentation for minority classes")
     p.add_argument("--label-smoothing", type=float)
-    p.add_argument("--channels", type=int, choices=[1, 3], help="1 = grey, 3 = RGB")
+    p.add_argument("--channels", type=int, choices=CHANNELS, help="1 = grey, 3 = RGB")
     p.add_argument("--crop", type=float, help="close crop: keep this central fraction of the face")
     p.add_argument("--mixup", type=float)
     p.add_argument("--folds", type=int, help="stratified k-fold CV on the training split")

@@ -247,6 +247,15 @@ def test_train_config_and_registry_refuse_bad_values_up_front():
                       ({"device": "gpu"}, "device must be")]:
         with pytest.raises(ConfigError, match=match):
             TrainConfig(**kw).check()
+    from ferkit.cli import build_parser
+    from ferkit.training.options import CHOICES
+
+    train_parser = build_parser()._subparsers._group_actions[0].choices["train"]
+    cli_choices = {a.dest: tuple(a.choices) for a in train_parser._actions if a.choices}
+    for key, allowed in CHOICES.items():  # the CLI offers exactly what the config accepts
+        assert cli_choices[key] == allowed
+        for value in allowed:
+            TrainConfig(**{key: value}).check()
     cfg = TrainConfig(augment={"crop": 0.9, "scale": [0.9, 1.1]})
     assert isinstance(cfg.augment, AugmentConfig) and cfg.augment.scale == (0.9, 1.1)
     with pytest.raises(ConfigError, match="known keys"):

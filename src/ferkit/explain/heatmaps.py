@@ -1,4 +1,9 @@
-"""Heat maps: attention rollout (Abnar & Zuidema 2020), RAN region weights, Grad-CAM (Selvaraju et al. 2017)."""
+"""Heat maps: attention rollout (Abnar & Zuidema 2020), RAN region weights, Grad-CAM (Selvaraju et al. 2017).
+
+:func:`explain` is the entry point: a uint8 face in, ``(heat map, class probabilities, details)`` out. The
+per-method functions it dispatches to (:func:`gradcam`, :func:`transformer_heatmap`, :func:`ran_heatmap`) are
+the lower level: a float tensor ``(1, C, H, W)`` in, ``(heat map, raw logits tensor, details)`` out.
+"""
 
 from __future__ import annotations
 

@@ -21,7 +21,8 @@ def register_model(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def list_models(pattern: str = "*") -> list[str]:
-    """Names of the registered architectures matching a shell-style pattern."""
+    """Names of the registered architectures matching a shell-style pattern (the shipped, trained models:
+    ``ferkit.list_models()``)."""
     return sorted(n for n in _MODELS if fnmatch.fnmatch(n, pattern))
 
 

@@ -29,6 +29,7 @@ from ..models import check_model_arguments, create_model, model_arguments
 from ..models.regions import mesh_region_boxes
 from .augment import AugmentConfig, CloseCropped, augment, close_crop, crop_boxes
 from .data import FaceSet, load_dataset
+from .options import CHANNELS, CHOICES
 from .schemes import class_weights, scheme_loss
 
 
@@ -127,10 +128,8 @@ class TrainConfig:
         need(0 <= self.soft_weight <= 1, f"soft_weight must be in [0, 1], got {self.soft_weight}")
         need(not self.kd_views or bool(self.teachers), "kd_views needs teachers (--teacher RUN): it caches their "
                                                        "outputs on augmented views")
-        need(self.channels in (1, 3), f"channels must be 1 or 3, got {self.channels}")
-        for key, allowed in (("scheme", ("mv", "ml", "pld", "cel")), ("optimizer", ("adamw", "sgd")),
-                             ("schedule", ("cosine", "step", "constant")),
-                             ("balance", ("none", "undersample", "oversample"))):
+        need(self.channels in CHANNELS, f"channels must be 1 or 3, got {self.channels}")
+        for key, allowed in CHOICES.items():
             need(getattr(self, key) in allowed, f"{key} must be one of {', '.join(allowed)}, got "
                                                 f"{getattr(self, key)!r}")
         need(self.device in ("auto", "cpu") or self.device.startswith("cuda"),
