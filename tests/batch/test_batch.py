@@ -362,3 +362,25 @@ def test_a_refused_engine_leaves_the_job_record_as_it_was(samples, tmp_path, cap
     assert main(["batch", str(photo), "-o", str(out), "-q", "--engine", "dask", "--scheduler", "garbage"]) == 2
     assert "cannot reach the Dask scheduler" in capsys.readouterr().err
     assert (out / "job.json").read_text() == job
+
+
+def test_an_interrupt_inside_the_log_append_keeps_the_record(tmp_path, monkeypatch):
+    """Ctrl-C landing right after a record's fsync (before append returns) must not drop that record from the
+    status table the interrupted run compacts the log into (it did: the table lagged the log by one)."""
+    from ferkit.batch.archive import StatusRecord
+    from ferkit.batch.run import _replace
+
+    records: dict[str, StatusRecord] = {}
+    with Archive(tmp_path / "job") as arch:
+        real_append = arch.append
+
+        def append_then_interrupt(rec: StatusRecord) -> None:
+            real_append(rec)
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(arch, "append", append_then_interrupt)
+        with pytest.raises(KeyboardInterrupt):
+            _replace(arch, records, StatusRecord("a.jpg"))
+        arch.write_status_table(records)
+    assert list(records) == ["a.jpg"]
+    assert list(Archive(tmp_path / "job", create=False).records()) == ["a.jpg"]

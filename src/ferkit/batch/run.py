@@ -321,10 +321,13 @@ def _model_identity(model: str) -> str:
 
 
 def _replace(arch: Archive, records: dict[str, StatusRecord], rec: StatusRecord) -> None:
-    """Record ``rec`` as the latest of its source and delete the part it supersedes."""
+    """Record ``rec`` as the latest of its source and delete the part it supersedes.
+
+    The in-memory table is updated first: an interrupt that lands in the (slow, fsync'd) append must not leave a
+    logged record out of the status table that the interrupted run compacts the log into."""
     old = records.get(rec.source)
-    arch.append(rec)
     records[rec.source] = rec
+    arch.append(rec)
     if old is not None and old.part and old.part != rec.part:
         try:
             (arch.parts / old.part).unlink()
