@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, FerkitError, InputError, OutputError
-from .training.options import CHANNELS, CHOICES
+from .training.options import CHANNELS, CHOICES, LABEL_SETS
 
 
 def _load_config_file(path: str) -> dict[str, Any]:
@@ -60,6 +60,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    help="architecture argument, e.g. input_size=96 (repeatable)")
     p.add_argument("--data", help="ferplus | fer2013 | npz folder | fer2013.csv | path,label CSV | image folder")
     p.add_argument("--data-dir", help=DATA_DIR_HELP)
+    p.add_argument("--labels", choices=LABEL_SETS,
+                   help="label set of a folder of the FER2013 .npz files (default ferplus)")
     p.add_argument("--scheme", choices=CHOICES["scheme"], help="FER+ label scheme")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
@@ -114,7 +116,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     d: dict[str, Any] = _load_config_file(args.config) if args.config else {}
     flat = {
-        "model": args.model, "data": args.data, "data_dir": args.data_dir, "scheme": args.scheme,
+        "model": args.model, "data": args.data, "data_dir": args.data_dir, "labels": args.labels,
+        "scheme": args.scheme,
         "epochs": args.epochs, "batch_size": args.batch_size, "optimizer": args.optimizer, "lr": args.lr,
         "weight_decay": args.weight_decay, "schedule": args.schedule, "head_epochs": args.head_epochs,
         "ema": args.ema, "patience": args.patience, "balance": args.balance,

@@ -244,7 +244,8 @@ def test_train_config_and_registry_refuse_bad_values_up_front():
 
     for kw, match in [({"scheme": "xx"}, "scheme must be one of"), ({"optimizer": "adam"}, "optimizer must be"),
                       ({"schedule": "plateau"}, "schedule must be"), ({"balance": "smote"}, "balance must be"),
-                      ({"device": "gpu"}, "device must be")]:
+                      ({"device": "gpu"}, "device must be"), ({"labels": "affectnet"}, "labels must be one of"),
+                      ({"data": "ferplus", "labels": "fer2013"}, "use data 'fer2013'")]:
         with pytest.raises(ConfigError, match=match):
             TrainConfig(**kw).check()
     from ferkit.cli import build_parser

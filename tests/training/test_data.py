@@ -42,6 +42,21 @@ def test_npz_fer2013_drops_ambiguous(data_dir):
     assert (fs.targets.argmax(1) == fs.labels).all()
 
 
+def test_labels_pick_the_label_set_of_an_npz_folder_only(data_dir, tmp_path):
+    """``labels`` chooses FER+ or FER2013 labels for a folder of the .npz files; it may not contradict the
+    dataset name, and a CSV or image folder (which carry their own labels) refuses it."""
+    assert load_dataset(str(data_dir), "test", "fer2013").classes == FER2013_CLASSES
+    assert load_dataset(str(data_dir), "test").classes == FERPLUS_CLASSES
+    assert load_dataset("fer2013", "test", "fer2013", data_dir).classes == FER2013_CLASSES
+    with pytest.raises(DatasetError, match="use data 'fer2013'"):
+        load_dataset("ferplus", "test", "fer2013", data_dir)
+    with pytest.raises(DatasetError, match="unknown label set 'affectnet'"):
+        load_dataset(str(data_dir), "test", "affectnet")
+    (tmp_path / "train" / "happy").mkdir(parents=True)
+    with pytest.raises(DatasetError, match="carries its own labels"):
+        load_dataset(str(tmp_path), "train", "fer2013")
+
+
 def test_votes_reorder():
     votes = np.array([[1, 2, 3, 4, 5, 6, 7, 8, 0, 0]])
     # columns: neutral happiness surprise sadness anger disgust fear contempt unknown NF

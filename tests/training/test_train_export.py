@@ -358,6 +358,12 @@ def test_export_uses_the_runs_own_dataset(tmp_path, slice_dir):
     assert card["data"]["dataset"] == "fer2013" and len(card["classes"]) == 7
     with pytest.raises(DatasetError, match="predicts 7 classes .* --data it was trained on"):
         export_runs([(run, None)], "bad", tmp_path / "w", "ferplus", str(slice_dir), evaluate_test=False)
+    # a run on a folder of the .npz files with FER2013 labels exports against those labels, too
+    run2 = tmp_path / "run2"
+    Trainer(TrainConfig(model="cnn4", data=str(slice_dir), labels="fer2013", epochs=1, batch_size=128), run2,
+            train=tr, val=va, quiet=True).run()
+    card = export_runs([(run2, None)], "f13b", tmp_path / "w", evaluate_test=False)
+    assert len(card["classes"]) == 7 and card["metrics"]["val"]["n"] == len(va)
 
 
 def test_licence_note_names_the_data_and_weights_actually_used() -> None:

@@ -327,13 +327,25 @@ def load_path_csv(path: str | Path, classes: tuple[str, ...] | None = None, size
 
 def load_dataset(data: str, split: str, labels: str | None = None, data_dir: str | Path | None = None,
                  classes: tuple[str, ...] | None = None) -> FaceSet:
-    """One entry point: ``ferplus`` / ``fer2013`` (the ``.npz`` files), a Kaggle CSV, a path CSV or a folder."""
+    """One entry point: ``ferplus`` / ``fer2013`` (the ``.npz`` files), a Kaggle CSV, a path CSV or a folder.
+
+    ``labels`` (``ferplus`` or ``fer2013``) picks the label set of a folder of the FER2013 ``.npz`` files; with
+    ``data="ferplus"`` / ``"fer2013"`` it may only repeat that name, and the other sources carry their own labels.
+    """
+    if labels not in (None, "ferplus", "fer2013"):
+        raise DatasetError(f"unknown label set {labels!r}; use 'ferplus' or 'fer2013' (or leave it out)")
     if data in ("ferplus", "fer2013"):
-        return load_npz(split, labels or data, data_dir)
+        if labels not in (None, data):
+            raise DatasetError(f"data {data!r} with labels {labels!r}: these name different label sets; "
+                               f"use data {labels!r}")
+        return load_npz(split, data, data_dir)
     p = Path(data)
+    if p.is_dir() and all((p / NPZ_FILES[s]).is_file() for s in NPZ_FILES):
+        return load_npz(split, labels or "ferplus", p)
+    if labels is not None and (p.is_dir() or p.is_file()):
+        raise DatasetError(f"labels {labels!r} applies to the FER2013 .npz files only; {data} carries its own "
+                           "labels (leave labels out)")
     if p.is_dir():
-        if all((p / NPZ_FILES[s]).is_file() for s in NPZ_FILES):
-            return load_npz(split, labels or "ferplus", p)
         return load_image_folder(p, split, classes)
     if p.suffix.lower() == ".csv" and p.is_file():
         with open(p) as f:

@@ -460,17 +460,20 @@ def export_runs(
         if not (Path(run) / "metrics.json").is_file():  # still training, or stopped before its end
             warnings.warn(f"{run} has not finished training (no metrics.json): exporting its checkpoint so far",
                           stacklevel=2)
-    if data is None:  # the members' own dataset
-        used = {json.loads((Path(run) / "config.json").read_text()).get("data", "ferplus") for run, _ in members}
+    labels = None
+    if data is None:  # the members' own dataset (and label set, for a folder of the .npz files)
+        cfgs = [json.loads((Path(run) / "config.json").read_text()) for run, _ in members]
+        used = {(c.get("data", "ferplus"), c.get("labels")) for c in cfgs}
         if len(used) != 1:
-            raise DatasetError(f"the runs were trained on different datasets ({', '.join(sorted(used))}): "
+            names = sorted(d if lab is None else f"{d} (labels {lab})" for d, lab in used)
+            raise DatasetError(f"the runs were trained on different datasets ({', '.join(names)}): "
                                "choose the one to calibrate and report on with --data")
-        data = used.pop()
-    val = load_dataset(data, "val", data_dir=data_dir)
+        data, labels = used.pop()
+    val = load_dataset(data, "val", labels, data_dir=data_dir)
     test = None
     if evaluate_test:  # a dataset without a test split fails now, not after the export
         try:
-            test = load_dataset(data, "test", data_dir=data_dir)
+            test = load_dataset(data, "test", labels, data_dir=data_dir)
         except DatasetError as exc:
             raise DatasetError(f"{exc}; export with --no-test (evaluate_test=False) to skip the test split") from None
     models, member_info = [], []
@@ -488,7 +491,7 @@ def export_runs(
     onnx_path = out_dir / f".{name}.partial.onnx"
     calib, calib_batch = None, 64
     if int8:
-        train = load_dataset(data, "train", data_dir=data_dir)
+        train = load_dataset(data, "train", labels, data_dir=data_dir)
         pick = np.random.default_rng(0).choice(len(train.images), min(calib_faces, len(train.images)), replace=False)
         calib = train.images[np.sort(pick)]
         calib_batch = max(4, 64 // ((tta_info["views"] if tta_info else 1) * len(models)))

@@ -15,3 +15,6 @@ CHOICES: dict[str, tuple[str, ...]] = {
 
 #: Allowed ``channels`` (1 = grey, 3 = RGB).
 CHANNELS: tuple[int, ...] = (1, 3)
+
+#: Label sets of the FER2013 ``.npz`` files (``TrainConfig.labels``; also the names of the two datasets).
+LABEL_SETS: tuple[str, ...] = ("ferplus", "fer2013")

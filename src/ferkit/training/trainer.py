@@ -29,7 +29,7 @@ from ..models import check_model_arguments, create_model, model_arguments
 from ..models.regions import mesh_region_boxes
 from .augment import AugmentConfig, CloseCropped, augment, close_crop, crop_boxes
 from .data import FaceSet, load_dataset
-from .options import CHANNELS, CHOICES
+from .options import CHANNELS, CHOICES, LABEL_SETS
 from .schemes import class_weights, scheme_loss
 
 
@@ -129,6 +129,10 @@ class TrainConfig:
         need(not self.kd_views or bool(self.teachers), "kd_views needs teachers (--teacher RUN): it caches their "
                                                        "outputs on augmented views")
         need(self.channels in CHANNELS, f"channels must be 1 or 3, got {self.channels}")
+        need(self.labels in (None, *LABEL_SETS), f"labels must be one of {', '.join(LABEL_SETS)} (or null), got "
+                                                 f"{self.labels!r}")
+        need(self.labels is None or self.data not in LABEL_SETS or self.labels == self.data,
+             f"data {self.data!r} with labels {self.labels!r} name different label sets: use data {self.labels!r}")
         for key, allowed in CHOICES.items():
             need(getattr(self, key) in allowed, f"{key} must be one of {', '.join(allowed)}, got "
                                                 f"{getattr(self, key)!r}")
