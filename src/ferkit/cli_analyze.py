@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                     "Offline, on the CPU.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("inputs", nargs="+", metavar="INPUT",
-                   help="image, video, folder (recursive) or list file (@list.txt)")
+                   help="image, video, folder (recursive) or list file (@list, or any .txt / .lst file: a path a line)")
     out = p.add_argument_group("output")
     out.add_argument("-o", "--output", metavar="PATH",
                      help="write rows to PATH: .csv, .tsv, .jsonl, .json or .parquet ('-' for stdout)")

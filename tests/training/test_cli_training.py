@@ -280,3 +280,15 @@ def test_export_and_evaluate_take_plain_names(tmp_path, data_dir):
     part = load_dataset("ferplus", "test", data_dir=data_dir).subset(np.arange(100))
     rep = evaluate_model("default", "ferplus", "test", dataset=part)
     assert rep["n"] + rep["n_excluded"] == 100 and rep["all_rows"] is False
+
+
+def test_a_command_that_needs_torch_says_which_extra_without_it(tmp_path):
+    """Without torch (the inference-only install), ferkit train / export end with one line naming the extra."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['torch'] = None; from ferkit.cli import main; "
+            f"sys.exit(main(['train', '--model', 'cnn4', '--data', 'ferplus', '-o', {str(tmp_path / 'r')!r}]))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert "needs torch (the [train] extra)" in proc.stderr and "Traceback" not in proc.stderr

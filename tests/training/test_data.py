@@ -129,12 +129,30 @@ def test_image_folder_class_indices_shared_by_splits(tmp_path):
     assert set(test.labels) == {1, 2}
 
 
+def test_image_folder_ignores_hidden_folders_and_warns_of_classes_without_training_images(tmp_path):
+    _write_folder(tmp_path)
+    (tmp_path / "test" / ".ipynb_checkpoints").mkdir()  # a notebook's leftovers are not a class
+    (tmp_path / ".git").mkdir()
+    assert load_image_folder(tmp_path, "test").classes == ("happy", "sad", "neutral")
+    only_test = tmp_path / "test" / "contempt"
+    only_test.mkdir()
+    cv2.imwrite(str(only_test / "0.png"), np.zeros((60, 60, 3), np.uint8))
+    with pytest.warns(UserWarning, match="no training images of class contempt"):
+        assert "contempt" in load_image_folder(tmp_path, "train").classes
+    bad = tmp_path / "latin1.csv"
+    bad.write_bytes(b"\xff\xfe\x00garbage\n")
+    with pytest.raises(DatasetError, match="not UTF-8 text; expected a CSV with header path,label"):
+        load_dataset(str(bad), "test")
+
+
 def test_path_csv_split_column(tmp_path):
     _write_folder(tmp_path)
     p = tmp_path / "list.csv"
     p.write_text("path,label,split\ntrain/happy/0.png,happy,train\ntrain/neutral/1.png,neutral,train\n"
                  "test/sadness/0.png,sad,val\ntest/happy/1.png,happy,validation\n")
-    tr, va = load_dataset(str(p), "train"), load_dataset(str(p), "val")
+    with pytest.warns(UserWarning, match="no training images of class sad"):
+        tr = load_dataset(str(p), "train")
+    va = load_dataset(str(p), "val")
     assert len(tr) == 2 and len(va) == 2 and tr.classes == va.classes == ("happy", "sad", "neutral")
     assert list(va.labels) == [1, 0] and tr.source != va.source
     with pytest.raises(DatasetError, match="no rows with split 'test'"):

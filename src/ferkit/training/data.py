@@ -267,11 +267,11 @@ def load_image_folder(root: str | Path, split: str = "train", classes: tuple[str
     if not split_dir.is_dir():
         raise DatasetError(f"{root}: no folder for split {split!r}; expected {layout}")
     if classes is None:  # the same class indices in every split, whichever classes a split lacks
-        names = {_class_name(c.name) for d in root.iterdir() if d.is_dir() for c in d.iterdir() if c.is_dir()}
+        names = {_class_name(c.name) for d in _subdirs(root) for c in _subdirs(d)}
         known = [c for c in FERPLUS_CLASSES if c in names]
         classes = tuple(known + sorted(names - set(known)))
     paths, labels = [], []
-    for d in sorted(p for p in split_dir.iterdir() if p.is_dir()):
+    for d in _subdirs(split_dir):
         name = _class_name(d.name)
         for f in sorted(d.rglob("*")):
             if f.suffix.lower() in IMAGE_EXTS:
@@ -279,7 +279,24 @@ def load_image_folder(root: str | Path, split: str = "train", classes: tuple[str
                 labels.append(name)
     if not paths:
         raise DatasetError(f"{split_dir}: no images found; expected {layout}")
-    return _from_paths(paths, labels, classes, size, str(split_dir))
+    return _warn_untrained_classes(_from_paths(paths, labels, classes, size, str(split_dir)), split)
+
+
+def _subdirs(folder: Path) -> list[Path]:
+    """Sub-folders, sorted, without hidden ones (``.ipynb_checkpoints``, ``.git``): those are not classes."""
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _warn_untrained_classes(fs: FaceSet, split: str) -> FaceSet:
+    """A class of the training split without a single image (it is only in another split) gets a warning."""
+    if _split_name(split) == "train":
+        empty = [c for c, n in zip(fs.classes, fs.class_counts()) if n == 0]
+        if empty:
+            import warnings
+
+            warnings.warn(f"{fs.source}: no training images of class {', '.join(empty)} (found only in other "
+                          "splits): a model cannot learn it", stacklevel=3)
+    return fs
 
 
 def load_path_csv(path: str | Path, classes: tuple[str, ...] | None = None, size: int = 48,
@@ -291,12 +308,15 @@ def load_path_csv(path: str | Path, classes: tuple[str, ...] | None = None, size
     layout = "a CSV with header path,label[,split] (one image per row; split: train, val or test)"
     if not path.is_file():
         raise DatasetError(f"{path} not found; expected {layout}")
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        if reader.fieldnames is None or not {"path", "label"} <= set(reader.fieldnames):
-            raise DatasetError(f"{path}: header is {reader.fieldnames}; expected {layout}")
-        has_split = "split" in reader.fieldnames
-        rows = list(reader)
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f)
+            if reader.fieldnames is None or not {"path", "label"} <= set(reader.fieldnames):
+                raise DatasetError(f"{path}: header is {reader.fieldnames}; expected {layout}")
+            has_split = "split" in reader.fieldnames
+            rows = list(reader)
+    except UnicodeDecodeError:
+        raise DatasetError(f"{path} is not UTF-8 text; expected {layout}") from None
     if not rows:
         raise DatasetError(f"{path}: no rows; expected {layout}")
     for line, r in enumerate(rows, start=2):
@@ -322,7 +342,7 @@ def load_path_csv(path: str | Path, classes: tuple[str, ...] | None = None, size
     labels = [r["label"].strip().lower() for r in rows]
     fs = _from_paths(paths, labels, classes, size, source)
     fs.all_rows = not has_split
-    return fs
+    return _warn_untrained_classes(fs, want) if has_split else fs
 
 
 def load_dataset(data: str, split: str, labels: str | None = None, data_dir: str | Path | None = None,
@@ -348,8 +368,8 @@ def load_dataset(data: str, split: str, labels: str | None = None, data_dir: str
     if p.is_dir():
         return load_image_folder(p, split, classes)
     if p.suffix.lower() == ".csv" and p.is_file():
-        with open(p) as f:
-            header = f.readline()
+        with open(p, "rb") as f:
+            header = f.readline().decode("utf-8", "replace")
         if "pixels" in header:
             return load_kaggle_csv(p, split)
         return load_path_csv(p, classes, split=split)
