@@ -141,3 +141,19 @@ def test_saved_rows_with_landmarks_score_head_turns(make_rows):
     df["landmarks"] = [json.dumps(a.tolist()) for a in (lm, turned, lm, turned)]
     q = VideoAnalytics.from_frame(df).tracks()["quality"].to_numpy()
     assert q[0] == pytest.approx(q[2]) and q[1] == pytest.approx(q[3]) and q[1] < 0.2 < q[0]
+
+
+def test_video_summary_and_report_name_damaged_frames(make_rows, tmp_path):
+    """A video analysed past damaged frames stays "ok" but its summary row and report say how many were lost."""
+    from ferkit.results import SourceStatus
+    from ferkit.video.report import write_reports
+
+    rows = _two_people(make_rows)
+    va = VideoAnalytics(rows, statuses=[SourceStatus("v.mp4", "video", "ok", frames=50, frames_lost=6),
+                                        SourceStatus("w.mp4", "video", "no_face", frames=10)])
+    v = va.summary("video")
+    assert list(v["frames_lost"]) == [6, 0] and list(v["status"]) == ["ok", "no_face"]
+    assert list(va.summary_table().query("level == 'video'")["frames_lost"]) == [6, 0]
+    index, page_v, _ = write_reports(va, tmp_path / "r.html", thumbnails=False)
+    for page in (index, page_v):
+        assert "6 damaged frames could not be decoded (skipped)" in page.read_text()

@@ -216,8 +216,10 @@ class VideoAnalytics:
             rows = self.tracks()
             n_tracks = rows.groupby("source")["face_id"].nunique().to_dict() if len(rows) else {}
             out.insert(2, "tracks", [int(n_tracks.get(src, 0)) for src in out["source"]])
+            lost = {printable(s.source): int(getattr(s, "frames_lost", 0) or 0) for s in self.statuses}
+            out.insert(3, "frames_lost", [lost.get(src, 0) for src in out["source"]])  # damaged, skipped
         elif by == "video":  # nothing to summarise: the same columns, in the same order, as with rows
-            head = ["source", "status", "tracks", "rows", "flagged"]
+            head = ["source", "status", "tracks", "frames_lost", "rows", "flagged"]
             out = out.reindex(columns=head + [c for c in out.columns if c not in head])
         return out
 
