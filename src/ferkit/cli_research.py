@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -142,11 +143,11 @@ def run_plots(args: argparse.Namespace) -> int:
     from .embed.plots import make_plots
     from .errors import OutputError
 
-    try:
-        Path(args.out).mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"cannot write plots to {args.out}: {exc.strerror or exc}") from None
-    for p in make_plots(args.out, n_tsne=args.n):
+    out = Path(args.out)
+    probe = next((p for p in (out, *out.parents) if p.exists()), Path("."))
+    if not probe.is_dir() or not os.access(probe, os.W_OK):  # checked before the models load; made only on success
+        raise OutputError(f"cannot write plots to {args.out}: {probe} is not a writable folder")
+    for p in make_plots(args.out, n_tsne=args.n, models=args.models or None):
         print(p)
     return 0
 
@@ -187,4 +188,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     r = sub.add_parser("research-plots", help="t-SNE/UMAP of embeddings, mean faces per class, explanation grid")
     r.add_argument("--out", default="docs/research", help="folder for the plots (default docs/research)")
     r.add_argument("-n", type=int, default=1500, help="test faces in the embedding plots")
+    r.add_argument("--models", nargs="+", metavar="RUN",
+                   help="FER+ training runs to plot: run folders, checkpoints or catalogue names (default: the "
+                        "catalogue's research models under $FERKIT_RUNS)")
     r.set_defaults(func=run_plots)

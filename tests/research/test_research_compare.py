@@ -145,3 +145,27 @@ def test_explain_probabilities_use_the_runs_temperature(tmp_path) -> None:
     (tmp_path / "metrics.json").write_text(json.dumps({"temperature": 0.6}))
     assert Entry("r", tmp_path, tmp_path / "best.pt").temperature() == 0.6
     assert Entry("n", tmp_path / "none", tmp_path / "none.pt").temperature() == 1.0
+
+
+def test_research_plots_of_your_own_runs(tmp_path, monkeypatch, data_dir) -> None:
+    """`ferkit research-plots --models RUN` plots any FER+ run folder (before, only the catalogue's names), and
+    refuses a run of another class set before writing anything."""
+    import numpy as np
+
+    import ferkit.embed.plots as plots
+    from ferkit.cli import main
+    from ferkit.training.data import load_npz
+    from ferkit.training.trainer import TrainConfig, Trainer
+
+    va = load_npz("val", "ferplus", data_dir).subset(np.arange(200))
+    Trainer(TrainConfig(model="cnn4", data="ferplus", epochs=1, batch_size=64), tmp_path / "mine", train=va,
+            val=va, quiet=True).run()
+    f13 = load_npz("val", "fer2013", data_dir).subset(np.arange(200))
+    Trainer(TrainConfig(model="cnn4", data="fer2013", epochs=1, batch_size=64), tmp_path / "f13", train=f13,
+            val=f13, quiet=True).run()
+    monkeypatch.setattr(plots, "subsets_figure", lambda images, path, **kw: path)  # (a face-mesh pass over test)
+    out = tmp_path / "plots"
+    assert main(["research-plots", "--out", str(out / "bad"), "-n", "20", "--models", str(tmp_path / "f13")]) == 2
+    assert not (out / "bad").exists()
+    assert main(["research-plots", "--out", str(out), "-n", "20", "--models", str(tmp_path / "mine")]) == 0
+    assert {"tsne.png", "mean_faces.png", "explain_grid.png"} <= {p.name for p in out.iterdir()}

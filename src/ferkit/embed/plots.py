@@ -3,6 +3,7 @@ faces ("stacked faces"), and a grid of explanation heat maps."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -140,32 +141,42 @@ def subsets_figure(test_images: np.ndarray, path: str | Path, n: int = 10,
 
 def make_plots(out_dir: str | Path = "docs/research", n_tsne: int = 1500, seed: int = 0,
                models: list[str] | None = None) -> list[Path]:
-    """All research figures from the trained catalogue: ``tsne.png`` (+ ``umap.png``), ``mean_faces.png``,
-    ``explain_grid.png``."""
+    """All research figures: ``tsne.png`` (+ ``umap.png``), ``mean_faces.png``, ``subsets.png``,
+    ``explain_grid.png``, of the trained catalogue's research models or of ``models`` (catalogue names, run
+    folders or checkpoints of FER+ runs, as ``ferkit compare --models`` takes them)."""
     import importlib.util
 
     import torch
 
-    from ..compare import catalogue
+    from ..compare import catalogue, distinct_names, resolve
+    from ..errors import InputError, ModelError
+    from ..labels import FERPLUS_CLASSES
     from ..training.data import load_npz
 
+    if n_tsne < 10:
+        raise InputError(f"-n must be at least 10 faces for a projection, got {n_tsne}")
     torch.set_num_threads(1)
+    if models:
+        chosen = distinct_names([resolve(m) for m in models])
+        nets = {e.name: e.load()[0] for e in chosen}
+        for e in chosen:
+            classes = json.loads((e.run_dir / "metrics.json").read_text()).get("classes") \
+                if (e.run_dir / "metrics.json").is_file() else None
+            if classes is not None and tuple(classes) != tuple(FERPLUS_CLASSES):
+                raise ModelError(f"{e.name} predicts {len(classes)} classes ({', '.join(classes)}): the plots are of "
+                                 "FER+ models (8 classes) on the FER+ test faces")
+    else:
+        wanted = ["ferplus_rf48_kd", "ferplus_ran_cpu", "ferplus_ranmesh_cpu", "ferplus_lmt_cpu",
+                  "ferplus_vit_cpu", "ferplus_aeconv_semi", "ferplus_aedense_semi"]
+        entries = {e.name: e for e in catalogue()}
+        nets = {n: entries[n].load()[0] for n in wanted if n in entries}
+        if not nets:
+            raise ModelError(f"none of the catalogue's research models ({', '.join(wanted)}) is trained here: name "
+                             "your own FER+ runs with --models RUN_DIR ...")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     te, tr = load_npz("test", "ferplus"), load_npz("train", "ferplus")
     classes = list(te.classes)
-    wanted = models or ["ferplus_rf48_kd", "ferplus_ran_cpu", "ferplus_ranmesh_cpu", "ferplus_lmt_cpu",
-                        "ferplus_vit_cpu", "ferplus_aeconv_semi", "ferplus_aedense_semi"]
-    entries = {e.name: e for e in catalogue()}
-    nets = {n: entries[n].load()[0] for n in wanted if n in entries}
-    if not nets:
-        from ..errors import ModelError
-
-        raise ModelError(f"none of the models to plot ({', '.join(wanted)}) is trained here (see `ferkit compare`)")
-    if n_tsne < 10:
-        from ..errors import InputError
-
-        raise InputError(f"-n must be at least 10 faces for a projection, got {n_tsne}")
     rng = np.random.default_rng(seed)
     idx = np.sort(rng.choice(np.flatnonzero(te.labels >= 0), min(n_tsne, int((te.labels >= 0).sum())), replace=False))
     x = torch.from_numpy(te.images[idx][:, None].astype(np.float32) / 255)
@@ -191,7 +202,7 @@ def make_plots(out_dir: str | Path = "docs/research", n_tsne: int = 1500, seed: 
     pick = [int(np.flatnonzero(te.labels == c)[0]) for c in range(len(classes))]
     grid_nets = {n: nets[n] for n in ("ferplus_vit_cpu", "ferplus_lmt_cpu", "ferplus_ran_cpu", "ferplus_ranmesh_cpu",
                                       "ferplus_rf48_kd")
-                 if n in nets}
+                 if n in nets} if not models else dict(list(nets.items())[:5])
     if grid_nets:
         paths.append(explain_grid(grid_nets, te.images[pick], [classes[te.labels[i]] for i in pick], classes,
                                   out_dir / "explain_grid.png"))
