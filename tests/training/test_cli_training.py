@@ -292,3 +292,42 @@ def test_a_command_that_needs_torch_says_which_extra_without_it(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2, proc.stderr
     assert "needs torch (the [train] extra)" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_config_values_of_the_wrong_type_are_refused_or_converted(tmp_path, capsys):
+    from ferkit.errors import ConfigError
+    from ferkit.training import TrainConfig
+
+    cfg = TrainConfig.from_dict({"lr": "1e-3", "warmup_epochs": 0, "augment": {"crop": "0.9"}})
+    assert cfg.lr == 1e-3 and isinstance(cfg.warmup_epochs, float) and cfg.augment.crop == 0.9
+    cfg.check()
+    for d, match in [({"epochs": "two"}, "epochs must be a whole number, got 'two'"),
+                     ({"epochs": 1.5}, "epochs must be a whole number, got 1.5"),
+                     ({"batch_size": True}, "batch_size must be a whole number, got True"),
+                     ({"lr": "fast"}, "lr must be a number, got 'fast'"),
+                     ({"amp": "no"}, "amp must be true or false"),
+                     ({"teachers": "runs/a"}, "teachers must be a list of strings"),
+                     ({"augment": {"scale": [0.9]}}, "augment.scale must be a list of 2 numbers")]:
+        with pytest.raises(ConfigError, match=match):
+            TrainConfig.from_dict(d)
+    cfg = TrainConfig()
+    cfg.epochs = 2.5  # (set after construction: check() looks again)
+    with pytest.raises(ConfigError, match="epochs must be a whole number"):
+        cfg.check()
+    pytest.importorskip("yaml")
+    (tmp_path / "c.yaml").write_text("model: cnn4\nlr: 1e-3\nepochs: two\n")  # PyYAML: '1e-3' and 'two' are strings
+    assert main(["train", "--config", str(tmp_path / "c.yaml"), "-o", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "epochs must be a whole number, got 'two'" in err and "Traceback" not in err
+
+
+def test_model_argument_values_that_cannot_build_are_a_config_error():
+    from ferkit.errors import ConfigError
+    from ferkit.models import create_model
+
+    with pytest.raises(ConfigError, match="resnet_fast cannot be built with the arguments width='abc'"):
+        create_model("resnet_fast", width="abc")
+    with pytest.raises(ConfigError, match="width=-1"):
+        create_model("resnet_fast", width=-1)
+    with pytest.raises(ConfigError, match="resnet_fast takes no argument bogus"):  # (names are checked first)
+        create_model("resnet_fast", bogus=1)

@@ -530,3 +530,44 @@ def test_kfold_folds_train_on_the_blended_soft_targets(small_sets, tmp_path, mon
     assert len(seen) == 2
     for ds in seen:
         assert np.all(ds.targets[:, 0] >= 0.5 - 1e-6)  # half of every row is the teacher's class 0
+
+
+def test_kfold_rerun_with_another_split_is_refused(small_sets, tmp_path, monkeypatch) -> None:
+    """folds and seed decide the k-fold split: a rerun with others would score old folds on faces they trained on."""
+    import ferkit.training.trainer as tmod
+    from ferkit.errors import ConfigError
+
+    tr, _ = small_sets
+    monkeypatch.setattr(tmod, "load_dataset", lambda *a, **k: tr.subset(np.arange(240)))
+    run = tmp_path / "cv"
+
+    def cfg(**kw):
+        return TrainConfig(**{"model": "cnn4", "epochs": 1, "folds": 2, "batch_size": 128, "patience": 0, **kw})
+
+    train(cfg(), run, quiet=True)
+    for kw, match in [({"folds": 3}, "folds 2 -> 3"), ({"seed": 1}, "seed 0 -> 1")]:
+        with pytest.raises(ConfigError, match=f"another split \\({match}\\).*new -o folder"):
+            train(cfg(**kw), run, quiet=True)
+    before = (run / "fold0" / "log.jsonl").read_text()
+    assert train(cfg(), run, quiet=True)["folds"] == 2  # the same run resumes (its folds are done: no training)
+    assert (run / "fold0" / "log.jsonl").read_text() == before
+    (run / "kfold.json").unlink()  # a run folder from before the record: its cv.json and fold configs tell
+    for kw, match in [({"folds": 3}, "folds 2 -> 3"), ({"seed": 1}, "seed 0 -> 1")]:
+        with pytest.raises(ConfigError, match=match):
+            train(cfg(**kw), run, quiet=True)
+
+
+def test_resume_refuses_another_close_crop(small_sets, tmp_path, capsys) -> None:
+    """The close crop is applied at test time and built into the export: a resume cannot change it."""
+    from ferkit.errors import ConfigError
+
+    tr, va = small_sets
+    run = tmp_path / "r"
+    Trainer(TrainConfig(model="cnn4", epochs=2, batch_size=128, patience=0), run, train=tr, val=va,
+            quiet=True).run(max_epochs=1)
+    with pytest.raises(ConfigError, match="augment.crop 1.0 -> 0.9"):
+        Trainer(TrainConfig(model="cnn4", epochs=2, batch_size=128, patience=0, augment={"crop": 0.9}), run,
+                train=tr, val=va, quiet=True).run()
+    Trainer(TrainConfig(model="cnn4", epochs=2, batch_size=128, patience=0, augment={"rotate": 10.0}), run,
+            train=tr, val=va).run()  # other augmentation settings may change
+    assert "changed settings: augment.rotate 15.0 -> 10.0" in capsys.readouterr().err

@@ -6,7 +6,7 @@ import fnmatch
 from collections.abc import Callable
 from typing import Any
 
-from ferkit.errors import UnknownModelError
+from ferkit.errors import FerkitError, UnknownModelError
 
 _MODELS: dict[str, Callable[..., Any]] = {}
 
@@ -29,10 +29,21 @@ def list_models(pattern: str = "*") -> list[str]:
 def create_model(name: str, **kwargs: Any) -> Any:
     """Build a registered architecture. Unknown names raise :class:`UnknownModelError` naming the known ones, and
     arguments the architecture does not take a :class:`~ferkit.errors.ConfigError` naming those it takes
-    (``pretrained`` is accepted by every architecture; only those with ImageNet weights use it)."""
+    (``pretrained`` is accepted by every architecture; only those with ImageNet weights use it). Argument values the
+    architecture cannot be built with (``width="abc"``, ``width=-1``) raise a ConfigError naming the arguments."""
     factory = _factory(name)
     check_model_arguments(name, kwargs)
-    return factory(**kwargs)
+    try:
+        return factory(**kwargs)
+    except FerkitError:
+        raise  # (the factory's own clear error)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        if not kwargs:
+            raise  # (no argument to blame: a bug in the factory)
+        from ..errors import ConfigError
+
+        given = ", ".join(f"{k}={v!r}" for k, v in sorted(kwargs.items()))
+        raise ConfigError(f"{name} cannot be built with the arguments {given}: {exc}") from exc
 
 
 def check_model_arguments(name: str, kwargs: dict[str, Any], hide: frozenset[str] = frozenset()) -> None:

@@ -12,8 +12,10 @@ import random
 import shutil
 import sys
 import time
+import typing
 import warnings
 from dataclasses import asdict, dataclass, field, fields
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +99,7 @@ class TrainConfig:
             except TypeError as exc:
                 raise ConfigError(f"augment: {exc}; known keys: "
                                   f"{', '.join(f.name for f in fields(AugmentConfig))}") from None
+        _check_types(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
@@ -112,6 +115,7 @@ class TrainConfig:
             if not ok:
                 raise ConfigError(msg)
 
+        _check_types(self)  # (again: fields may have been set after construction)
         need(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
         need(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
         need(self.lr > 0 and self.head_lr > 0, f"the learning rate must be > 0, got {self.lr}")
@@ -142,10 +146,77 @@ class TrainConfig:
                                                       "takes a dict)")
 
 
+@cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _check_types(cfg: Any, prefix: str = "") -> None:
+    """Check the fields of a config dataclass against their annotations (the values of JSON / YAML / TOML files are
+    not checked by the parser): int fields take integers (not bools or floats), float fields numbers or numeric
+    strings (YAML reads ``1e-3`` as a string), converted; the augment settings are checked as ``augment.KEY``."""
+    for f in fields(cfg):
+        key, value = prefix + f.name, getattr(cfg, f.name)
+        if isinstance(value, AugmentConfig):
+            _check_types(value, f"{key}.")
+            continue
+        hint = _hints(type(cfg))[f.name]
+        if typing.get_origin(hint) is tuple:
+            if not isinstance(value, (tuple, list)) or len(value) != len(typing.get_args(hint)):
+                raise ConfigError(f"{key} must be a list of {len(typing.get_args(hint))} numbers, got {value!r}")
+            setattr(cfg, f.name, tuple(_typed_value(f"{key}[{i}]", v, t)
+                                       for i, (v, t) in enumerate(zip(value, typing.get_args(hint), strict=True))))
+        else:
+            setattr(cfg, f.name, _typed_value(key, value, hint))
+
+
+def _typed_value(key: str, value: Any, hint: Any) -> Any:
+    """``value`` as the type ``hint`` of config key ``key`` (ConfigError naming both if it is not one)."""
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) in (typing.Union, type(str | None)) and type(None) in args:
+        if value is None:
+            return None
+        hint = next(a for a in args if a is not type(None))
+    if hint is bool:
+        if isinstance(value, (bool, np.bool_)):
+            return bool(value)
+        raise ConfigError(f"{key} must be true or false, got {value!r}")
+    if hint is int:
+        if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+            return int(value)
+        raise ConfigError(f"{key} must be a whole number, got {value!r}")
+    if hint is float:
+        if isinstance(value, str):
+            try:
+                number = float(value.strip())
+            except ValueError:
+                number = math.nan
+            if math.isfinite(number):
+                return number  # (YAML reads 1e-3 without a dot as a string)
+        elif isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_)):
+            return float(value)
+        raise ConfigError(f"{key} must be a number, got {value!r}")
+    if hint is str:
+        if isinstance(value, (str, os.PathLike)):
+            return os.fspath(value)
+        raise ConfigError(f"{key} must be a string, got {value!r}")
+    origin = typing.get_origin(hint)
+    if origin is dict and not isinstance(value, dict):
+        raise ConfigError(f"{key} must be a mapping of names to values, got {value!r}")
+    if origin is list:
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, (str, os.PathLike)) for v in value):
+            raise ConfigError(f"{key} must be a list of strings, got {value!r}")
+        return [os.fspath(v) for v in value]
+    return value
+
+
 #: Settings a run cannot change when it resumes from ``last.pt`` (the checkpoint or the data would not fit).
 RESUME_FIXED = frozenset({"model", "model_kwargs", "data", "labels", "channels", "scheme", "ml_threshold",
                           "drop_single_votes", "drop_unscored_train", "folds", "fold", "max_train", "soft_targets",
                           "kd_views", "head_epochs"})
+#: Augmentation settings a run cannot change when it resumes (``augment.crop`` is applied at test time and built into
+#: the export: a model trained on one crop would be evaluated and shipped with another).
+RESUME_FIXED_AUGMENT = frozenset({"crop"})
 
 
 def _has_votes(ds: Any) -> bool:
@@ -551,10 +622,12 @@ class Trainer:
             saved = json.loads(saved_path.read_text())
         except (OSError, ValueError):
             return ""
-        now = json.loads(json.dumps(asdict(self.cfg)))
+        now = _flat_augment(json.loads(json.dumps(asdict(self.cfg))))
+        saved = _flat_augment(saved)
         diff = {k: (saved.get(k), v) for k, v in now.items()
                 if k in saved and saved.get(k) != v and not _same_path(k, saved.get(k), v)}
-        hard = {k: d for k, d in diff.items() if k in RESUME_FIXED}
+        fixed = RESUME_FIXED | {f"augment.{k}" for k in RESUME_FIXED_AUGMENT}
+        hard = {k: d for k, d in diff.items() if k in fixed}
         if hard:
             what = "; ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in hard.items())
             run = self.run_dir.parent if self.cfg.fold >= 0 else self.run_dir  # a fold: the k-fold run's folder
@@ -795,6 +868,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, quiet: bool = False) -> dict[st
 def _train(cfg: TrainConfig, run_dir: str | Path, quiet: bool) -> dict[str, Any]:
     if cfg.folds <= 1:
         return Trainer(cfg, run_dir, quiet=quiet).run()
+    _check_kfold_resume(cfg, Path(run_dir))
     full = load_dataset(cfg.data, "train", cfg.labels, cfg.data_dir)
     if cfg.soft_targets:
         blend_soft_targets(full, cfg)
@@ -834,6 +908,50 @@ def _train(cfg: TrainConfig, run_dir: str | Path, quiet: bool) -> dict[str, Any]
     }
     (Path(run_dir) / "cv.json").write_text(json.dumps(cv, indent=2))
     return cv
+
+
+def _flat_augment(cfg: dict[str, Any]) -> dict[str, Any]:
+    """A saved config dict with ``augment`` as ``augment.KEY`` entries (a crop missing from old configs is 1.0)."""
+    aug = cfg.get("augment")
+    if not isinstance(aug, dict):
+        return cfg
+    flat = {k: v for k, v in cfg.items() if k != "augment"}
+    flat.update({f"augment.{k}": v for k, v in {"crop": 1.0, **aug}.items()})
+    return flat
+
+
+def _check_kfold_resume(cfg: TrainConfig, run_dir: Path) -> None:
+    """Refuse to resume a k-fold run folder with another fold count or seed (they decide the split: old folds would
+    be scored on faces they were trained on); record them in ``kfold.json`` for the next run."""
+    record = run_dir / "kfold.json"
+    now = {"folds": cfg.folds, "seed": cfg.seed}
+    trained = sorted(p.parent.name for p in run_dir.glob("fold*/*.pt"))
+    if trained:
+        try:
+            saved = json.loads(record.read_text())
+        except (OSError, ValueError):  # (a run from before kfold.json: what its folds show)
+            saved = {}
+            seeds = set()
+            for d in run_dir.glob("fold*"):
+                try:
+                    seeds.add(json.loads((d / "config.json").read_text()).get("seed"))
+                except (OSError, ValueError):
+                    pass
+            if len(seeds) == 1:
+                saved["seed"] = seeds.pop()
+            try:
+                saved["folds"] = json.loads((run_dir / "cv.json").read_text())["folds"]
+            except (OSError, ValueError, KeyError, TypeError):
+                beyond = [n for n in trained if n[4:].isdigit() and int(n[4:]) >= cfg.folds]
+                if beyond:
+                    saved["folds"] = f"more than {cfg.folds} ({', '.join(sorted(set(beyond)))} trained)"
+        diff = {k: (saved[k], v) for k, v in now.items() if k in saved and saved[k] != v}
+        if diff:
+            what = "; ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in diff.items())
+            raise ConfigError(f"{run_dir} holds a k-fold run with another split ({what}): its folds were trained "
+                              "on other faces, so resuming would score them on faces they saw. Rerun it with its "
+                              "own folds and seed, or train into a new -o folder")
+    record.write_text(json.dumps(now, indent=2))
 
 
 def _same_data(cfg: TrainConfig, spec: str) -> bool:
