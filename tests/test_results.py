@@ -165,9 +165,12 @@ def test_non_utf8_file_names_are_written(tmp_path: Path) -> None:
     assert pd.read_parquet(tmp_path / "r.parquet")["source"].iloc[0] == r"bad\xff\xfe.jpg"
 
 
-def test_printable_names_round_trip() -> None:
+def test_printable_names_round_trip(tmp_path) -> None:
     from ferkit.results import printable, unprintable
 
     raw = os.fsdecode(b"/v/caf\xe9 \xff.mp4")
     assert printable(raw) == r"/v/caf\xe9 \xff.mp4" and unprintable(printable(raw)) == raw
     assert printable("plain é.jpg") == unprintable("plain é.jpg") == "plain é.jpg"
+    literal = tmp_path / "back\\xffslash.jpg"  # valid UTF-8 that merely looks escaped: opened as written
+    literal.write_bytes(b"x")
+    assert unprintable(printable(str(literal))) == str(literal)

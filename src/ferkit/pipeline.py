@@ -1107,14 +1107,16 @@ class Analyzer:
         t1 = min(cfg.end, info.duration_s) if cfg.end is not None else info.duration_s
         step = 1.0 / cfg.fps if cfg.fps else cfg.every / info.fps
         total = int((t1 - t0) / step)
-        min_chunk = max(CHUNK_MIN_FRAMES, 2 * k)
+        # sizes below in analysed frames, counted in grid points: above the video's rate a frame takes several points
+        dense = max(1.0, cfg.fps / info.fps) if cfg.fps else 1.0
+        min_chunk = math.ceil(max(CHUNK_MIN_FRAMES, 2 * k) * dense)
         if total < 3 * min_chunk:
             return None
         tasks: list[_VideoTask] = []
         done = 0
         first = math.ceil(t0 * info.fps - 1e-6)
         per = max(1.0, step * info.fps)  # decoded frames per analysed frame
-        max_chunk = max(min_chunk, min(CHUNK_MAX_FRAMES, int(CHUNK_MAX_DECODED / per)))
+        max_chunk = max(min_chunk, math.ceil(min(CHUNK_MAX_FRAMES, int(CHUNK_MAX_DECODED / per)) * dense))
         while done < total:
             left = total - done
             c = min(max(math.ceil(left / (2 * workers)), min_chunk), max_chunk)

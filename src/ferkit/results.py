@@ -468,12 +468,19 @@ def printable(name: str) -> str:
 
 def unprintable(name: str) -> str:
     """The file name :func:`printable` made text of (``\\xNN`` escapes of bytes 0x80-0xFF back to the surrogates
-    Python uses for them), to open the file again."""
+    Python uses for them), to open the file again.
+
+    A valid UTF-8 name may itself contain the characters ``\\xNN`` (``printable`` leaves it alone): when the name
+    as written exists and the decoded one does not, the name is returned as written."""
+    import os
     import re
 
     if "\\x" not in name:
         return name
-    return re.sub(r"\\x([89a-f][0-9a-f])", lambda m: chr(0xDC00 + int(m.group(1), 16)), name)
+    decoded = re.sub(r"\\x([89a-f][0-9a-f])", lambda m: chr(0xDC00 + int(m.group(1), 16)), name)
+    if decoded != name and os.path.lexists(name) and not os.path.lexists(decoded):
+        return name
+    return decoded
 
 
 def table_records(t: FaceTable, classes: Sequence[str], smat: np.ndarray,

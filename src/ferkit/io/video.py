@@ -44,6 +44,8 @@ logger = logging.getLogger(__name__)
 Backend = Literal["auto", "pyav", "opencv", "pillow"]
 
 _EPS = 1e-6
+# Packets in a row that cannot be decoded before any frame was: not a video we can read. Once a frame has been decoded,
+# damaged stretches of any length are skipped (and counted) as long as the demuxer gives packets.
 _MAX_CONSECUTIVE_DECODE_ERRORS = 25
 
 
@@ -295,7 +297,10 @@ class FrameStream(Iterator[Frame]):
                         yield Frame(cand[0], cand[1], b.to_bgr(cand[2]))
                     k += 1
                 prev = (idx, t, raw)
-            if fps is not None and prev is not None and prev[0] != last_emitted and (k_end is None or k < k_end):
+            # the video ended before grid point k: the last frame is the nearest to it (unless k is the point before
+            # the part, whose frame the part before emits)
+            if (fps is not None and prev is not None and prev[0] != last_emitted and (k_end is None or k < k_end)
+                    and k != shadow):
                 g = origin + k / fps
                 if g < prev[1] + max(period, _EPS) and (end is None or g < end):
                     self.frames_yielded += 1
@@ -447,6 +452,8 @@ class _PyAVBackend(_BaseBackend):
         self.fps = fps
         self._demux: Iterator[Any] | None = None
         self._consecutive_errors = 0
+        self._decoded_any = False
+        self._decode_error = ""
         self.decode_error_times = []
         self._last_t: float | None = None
         self._pending: list[Any] = []
@@ -480,6 +487,8 @@ class _PyAVBackend(_BaseBackend):
             try:
                 packet = next(packets)
             except StopIteration:
+                if self._consecutive_errors > _MAX_CONSECUTIVE_DECODE_ERRORS:  # damaged up to the end of the file
+                    self.error = f"decoding failed ({self._decode_error})"
                 return None
             except Exception as exc:  # noqa: BLE001 - demuxer / IO error: stop here
                 self.error = f"read error ({_av_reason(exc)})"
@@ -492,12 +501,14 @@ class _PyAVBackend(_BaseBackend):
                 self.decode_error_times.append(
                     (pts - (self.start_pts or 0)) * self.tb if pts is not None and self.tb else None)
                 self._consecutive_errors += 1
-                if self._consecutive_errors > _MAX_CONSECUTIVE_DECODE_ERRORS:
-                    self.error = f"decoding failed ({_av_reason(exc)})"
+                self._decode_error = _av_reason(exc)
+                if self._consecutive_errors > _MAX_CONSECUTIVE_DECODE_ERRORS and not self._decoded_any:
+                    self.error = f"decoding failed ({self._decode_error})"
                     return None
                 continue
             self._consecutive_errors = 0
             if out:
+                self._decoded_any = True
                 self._pending.extend(out[1:])
                 return out[0]
 
