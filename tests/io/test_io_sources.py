@@ -124,3 +124,16 @@ def test_symlink_loop_does_not_hang(tree: Path) -> None:
     os.symlink(tree, tree / "sub" / "loop")
     got = expand_sources([tree])
     assert len(got) == 6
+
+
+def test_folder_reads_files_without_extension_by_content_and_names_what_it_skips(tmp_path: Path) -> None:
+    jpg = _img(tmp_path / "a.jpg")
+    shutil.copyfile(jpg, tmp_path / "noext")  # e.g. a download without a name: recognised by content
+    (tmp_path / "photo.heic").write_bytes(b"\x00\x00\x00\x18ftypheic")  # not readable here: skipped, named
+    (tmp_path / "notes.json").write_text("{}")
+    (tmp_path / ".DS_Store").write_bytes(b"x")  # hidden: skipped silently
+    (tmp_path / "README").write_text("not an image")  # no extension and no image: skipped, named
+    with pytest.warns(UserWarning, match=r"skipped 3 files that are not images or videos by name: "
+                                         r"notes\.json, photo\.heic, README"):
+        got = expand_sources([tmp_path])
+    assert [s.path.name for s in got] == ["a.jpg", "noext"] and all(s.kind == "image" for s in got)

@@ -4,7 +4,8 @@ Inputs may be:
 
 * a media file (any extension; an unknown one is recognised by content),
 * a folder: its images and videos, recursively by default, in natural order
-  (``img2.jpg`` before ``img10.jpg``), skipping hidden files / folders and non-media files,
+  (``img2.jpg`` before ``img10.jpg``), skipping hidden files / folders and non-media files (a file without
+  an extension is recognised by content; the others skipped are counted and named in one warning),
 * a list file: ``@list.txt`` or any ``*.txt`` / ``*.lst`` file, one path per line (blank lines and
   lines starting with ``#`` ignored). Relative paths are taken relative to the list file's folder,
   or to the current folder when they exist only there. Lines may name folders too.
@@ -156,15 +157,26 @@ def _expand_one(p: Path, origin: str | None, add: _Add, recursive: bool, include
         return
     if is_dir:
         found = False
+        skipped: list[Path] = []
         try:
-            for f in _walk(p, recursive, include_hidden, set()):
-                kind = media_kind(f)
+            for f in _walk(p, recursive, include_hidden, set(), skipped):
+                kind = media_kind(f, sniff=not f.suffix)  # (no extension at all: look at the content)
                 if kind is not None:
                     found = True
                     add(Source(f, kind, None, origin or str(p)))
+                else:
+                    skipped.append(f)
         except OSError as exc:
             add(Source(p, None, f"{UNREADABLE} ({exc.strerror or exc})", origin))
             return
+        if skipped:
+            import warnings
+
+            names = ", ".join(os.path.relpath(f, p) for f in skipped[:5])
+            more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+            one = len(skipped) == 1
+            warnings.warn(f"{p}: skipped {len(skipped)} file{'' if one else 's'} that {'is' if one else 'are'} not "
+                          f"{'an image or video' if one else 'images or videos'} by name: {names}{more}", stacklevel=3)
         if not found:
             add(Source(p, None, EMPTY_FOLDER, origin))
     elif is_file:
@@ -195,8 +207,10 @@ def _expand_list(list_path: Path, origin: str, add: _Add, recursive: bool, inclu
         _expand_one(p, origin, add, recursive, include_hidden)
 
 
-def _walk(root: Path, recursive: bool, include_hidden: bool, visited: set[str]) -> Iterable[Path]:
-    """Files under ``root`` in natural order, folders after the files of their parent.
+def _walk(root: Path, recursive: bool, include_hidden: bool, visited: set[str],
+          skipped: list[Path] | None = None) -> Iterable[Path]:
+    """Media files (by extension) and files without an extension under ``root``, in natural order, folders after
+    the files of their parent; other files go to ``skipped``.
 
     Symbolic links are followed, but a folder is never entered twice (no loops).
     """
@@ -213,13 +227,17 @@ def _walk(root: Path, recursive: bool, include_hidden: bool, visited: set[str]) 
         try:
             if e.is_dir():
                 subdirs.append(Path(e.path))
-            elif e.is_file() and Path(e.name).suffix.lower() in MEDIA_EXTENSIONS:
-                yield Path(e.path)
+            elif e.is_file():
+                suffix = Path(e.name).suffix.lower()
+                if suffix in MEDIA_EXTENSIONS or not suffix:
+                    yield Path(e.path)
+                elif skipped is not None:
+                    skipped.append(Path(e.path))
         except OSError:
             continue
     if recursive:
         for d in subdirs:
-            yield from _walk(d, recursive, include_hidden, visited)
+            yield from _walk(d, recursive, include_hidden, visited, skipped)
 
 
 _NUM = re.compile(r"(\d+)")
