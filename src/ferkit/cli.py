@@ -172,6 +172,8 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default="test",
                    help="train | val | test (default test; a path,label CSV without a split column is one list)")
     p.add_argument("--flip", action="store_true", help="horizontal-flip test-time augmentation")
+    p.add_argument("--all-classes", action="store_true",
+                   help="score over all the model's classes (default: only those the data has, renormalised)")
     p.add_argument("--json", action="store_true", help="JSON on stdout instead of a markdown table")
     p.add_argument("--confusion", metavar="PNG", help="write the confusion matrix plot here")
     p.set_defaults(func=cmd_eval)
@@ -184,7 +186,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.confusion:
         _check_image_path(args.confusion, "--confusion")
     model = ExpressionModel.load(args.model, threads=2)
-    rep = evaluate_model(model, args.data, args.split, args.data_dir, flip=args.flip)
+    rep = evaluate_model(model, args.data, args.split, args.data_dir, flip=args.flip, all_classes=args.all_classes)
     rep["model"] = str(args.model)
     if args.confusion:
         plot_confusion(rep, args.confusion, f"{args.model} on {args.data} {args.split}: accuracy {rep['accuracy']:.3f}")

@@ -331,3 +331,35 @@ def test_model_argument_values_that_cannot_build_are_a_config_error():
         create_model("resnet_fast", width=-1)
     with pytest.raises(ConfigError, match="resnet_fast takes no argument bogus"):  # (names are checked first)
         create_model("resnet_fast", bogus=1)
+
+
+def test_eval_over_all_the_models_classes(data_dir, tmp_path):
+    """By default FER2013's 7 classes are scored on an 8-class model renormalised over those 7; --all-classes
+    scores the model as used (a face it calls contempt counts as wrong) and lists every model class."""
+    import json
+
+    import numpy as np
+
+    from ferkit.cli import main
+    from ferkit.evaluation import evaluate_model, markdown_table
+    from ferkit.training import load_dataset
+
+    part = load_dataset("fer2013", "test", data_dir=data_dir).subset(np.arange(300))
+    z_lab = part.labels.copy()
+    restricted = evaluate_model("default", "fer2013", "test", dataset=part)
+    full = evaluate_model("default", "fer2013", "test", dataset=part, all_classes=True)
+    assert "model_classes_left_out" in restricted and "model_classes_left_out" not in full
+    assert len(full["per_class"]) == 8 and full["per_class"]["contempt"]["n"] == 0
+    assert full["accuracy"] <= restricted["accuracy"] and full["n"] == restricted["n"]
+    assert np.array_equal(part.labels, z_lab)  # the dataset is not changed
+    assert "scored over all 8 model classes" in markdown_table(full)
+    out = tmp_path / "rep.json"
+    import contextlib
+    import io
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        assert main(["eval", "--model", "default", "--data", "fer2013", "--data-dir", str(data_dir), "--split",
+                     "val", "--all-classes", "--json"]) == 0
+    out.write_text(buf.getvalue())
+    assert json.loads(out.read_text())["all_classes"] is True

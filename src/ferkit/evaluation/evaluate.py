@@ -29,13 +29,15 @@ def predict_logits_onnx(model: Any, images: np.ndarray, batch: int = 256, flip: 
 
 def evaluate_model(model: Any, data: str = "ferplus", split: str = "test", data_dir: str | None = None,
                    flip: bool = False, temperature: float | None = None,
-                   dataset: FaceSet | None = None) -> dict[str, Any]:
+                   dataset: FaceSet | None = None, all_classes: bool = False) -> dict[str, Any]:
     """Metrics of ``model`` (an :class:`~ferkit.inference.ExpressionModel`, or a shipped name / ``.onnx`` path)
     on one split.
 
     ``dataset``: that split already loaded (``data``/``split`` then only label the report). When the dataset
     has fewer classes than the model (FER2013's 7 vs an 8-class model), the model's probabilities are
-    restricted to the dataset's classes and renormalised.
+    restricted to the dataset's classes and renormalised, unless ``all_classes``: then the model predicts over all
+    its classes, as in use (a face it calls contempt is wrong even if the data has no contempt), and the per-class
+    figures list every model class (``n`` 0 for those the data lacks).
     """
     from ..training.data import load_dataset
 
@@ -46,13 +48,20 @@ def evaluate_model(model: Any, data: str = "ferplus", split: str = "test", data_
     ds = dataset if dataset is not None else load_dataset(data, split, data_dir=data_dir)
     z = predict_logits_onnx(model, ds.images, flip=flip)
     t = model.temperature if temperature is None else temperature
-    return score_logits(z, ds, tuple(model.classes), t, data=data, split=split, flip=flip)
+    return score_logits(z, ds, tuple(model.classes), t, data=data, split=split, flip=flip, all_classes=all_classes)
 
 
 def score_logits(z: np.ndarray, ds: FaceSet, model_classes: tuple[str, ...], temperature: float, *,
-                 data: str, split: str, flip: bool = False) -> dict[str, Any]:
+                 data: str, split: str, flip: bool = False, all_classes: bool = False) -> dict[str, Any]:
     """The report of :func:`evaluate_model` from outputs ``z`` already computed on ``ds`` (one pass, many reports)."""
     cols = _aligned_classes(model_classes, ds.classes)
+    if all_classes:  # labels as model class indices; the model's own probabilities, nothing left out
+        labels = np.where(ds.labels >= 0, np.asarray(cols)[np.maximum(ds.labels, 0)], -1)
+        rep = classification_report(labels, softmax(z, temperature), model_classes)
+        rep.update({"data": data, "split": split, "source": ds.source, "excluded_on_load": ds.excluded,
+                    "flip_tta": flip, "temperature": temperature, "all_classes": True})
+        rep["all_rows"] = ds.all_rows
+        return rep
     probs = softmax(z, temperature)[:, cols]
     probs /= probs.sum(1, keepdims=True)
     rep = classification_report(ds.labels, probs, ds.classes)
@@ -97,7 +106,8 @@ def markdown_table(rep: dict[str, Any]) -> str:
         f"macro-F1 {rep['macro_f1']:.4f}, ECE {rep['ece']:.4f}, n = {rep['n']} "
         f"(excluded {rep['n_excluded']}{_load_exclusions(rep)})"
         + (f"; the model's {', '.join(rep['model_classes_left_out'])} probabilities left out and the rest "
-           "renormalised (the data has no such class)" if rep.get("model_classes_left_out") else ""),
+           "renormalised (the data has no such class)" if rep.get("model_classes_left_out") else "")
+        + (f"; scored over all {len(rep['per_class'])} model classes" if rep.get("all_classes") else ""),
         "",
         "| class | n | top-1 | top-2 | F1 |",
         "|---|---|---|---|---|",
