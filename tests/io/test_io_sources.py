@@ -133,7 +133,7 @@ def test_folder_reads_files_without_extension_by_content_and_names_what_it_skips
     (tmp_path / "notes.json").write_text("{}")
     (tmp_path / ".DS_Store").write_bytes(b"x")  # hidden: skipped silently
     (tmp_path / "README").write_text("not an image")  # no extension and no image: skipped, named
-    with pytest.warns(UserWarning, match=r"skipped 3 files that are not images or videos by name: "
+    with pytest.warns(UserWarning, match=r"skipped 3 files that are not images or videos: "
                                          r"notes\.json, photo\.heic, README"):
         got = expand_sources([tmp_path])
     assert [s.path.name for s in got] == ["a.jpg", "noext"] and all(s.kind == "image" for s in got)

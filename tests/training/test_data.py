@@ -52,6 +52,10 @@ def test_labels_pick_the_label_set_of_an_npz_folder_only(data_dir, tmp_path):
         load_dataset("ferplus", "test", "fer2013", data_dir)
     with pytest.raises(DatasetError, match="unknown label set 'affectnet'"):
         load_dataset(str(data_dir), "test", "affectnet")
+    from ferkit.training.data import normalise_labels
+
+    assert normalise_labels("ferplus", None) is normalise_labels("ferplus", "ferplus") is None
+    assert normalise_labels(str(data_dir), None) == normalise_labels(str(data_dir), "ferplus") == "ferplus"
     (tmp_path / "train" / "happy").mkdir(parents=True)
     with pytest.raises(DatasetError, match="carries its own labels"):
         load_dataset(str(tmp_path), "train", "fer2013")
@@ -139,6 +143,10 @@ def test_image_folder_ignores_hidden_folders_and_warns_of_classes_without_traini
     cv2.imwrite(str(only_test / "0.png"), np.zeros((60, 60, 3), np.uint8))
     with pytest.warns(UserWarning, match="no training images of class contempt"):
         assert "contempt" in load_image_folder(tmp_path, "train").classes
+    import shutil
+
+    shutil.copytree(tmp_path / "test", tmp_path / "holdout", ignore=shutil.ignore_patterns("contempt"))
+    assert len(load_dataset(str(tmp_path), "holdout")) == 9  # a split of another name still loads
     bad = tmp_path / "latin1.csv"
     bad.write_bytes(b"\xff\xfe\x00garbage\n")
     with pytest.raises(DatasetError, match="not UTF-8 text; expected a CSV with header path,label"):

@@ -555,6 +555,9 @@ def test_kfold_rerun_with_another_split_is_refused(small_sets, tmp_path, monkeyp
     for kw, match in [({"folds": 3}, "folds 2 -> 3"), ({"seed": 1}, "seed 0 -> 1")]:
         with pytest.raises(ConfigError, match=match):
             train(cfg(**kw), run, quiet=True)
+    (run / "cv.json").unlink()  # ... interrupted before its cv.json: the split cannot be told, so it is refused
+    with pytest.raises(ConfigError, match="cannot tell"):
+        train(cfg(folds=4), run, quiet=True)
 
 
 def test_resume_refuses_another_close_crop(small_sets, tmp_path, capsys) -> None:

@@ -159,12 +159,16 @@ def make_plots(out_dir: str | Path = "docs/research", n_tsne: int = 1500, seed: 
     if models:
         chosen = distinct_names([resolve(m) for m in models])
         nets = {e.name: e.load()[0] for e in chosen}
+        probe = torch.zeros(1, 1, 48, 48)
         for e in chosen:
-            classes = json.loads((e.run_dir / "metrics.json").read_text()).get("classes") \
-                if (e.run_dir / "metrics.json").is_file() else None
-            if classes is not None and tuple(classes) != tuple(FERPLUS_CLASSES):
-                raise ModelError(f"{e.name} predicts {len(classes)} classes ({', '.join(classes)}): the plots are of "
-                                 "FER+ models (8 classes) on the FER+ test faces")
+            net = nets[e.name]
+            metrics = e.run_dir / "metrics.json"
+            classes = json.loads(metrics.read_text()).get("classes") if metrics.is_file() else None
+            with torch.no_grad():  # (a run without metrics.json: its output width tells)
+                width = int(net(probe).shape[-1]) if not getattr(net, "wants_boxes", False) else len(FERPLUS_CLASSES)
+            if (classes is not None and tuple(classes) != tuple(FERPLUS_CLASSES)) or width != len(FERPLUS_CLASSES):
+                raise ModelError(f"{e.name} predicts {width} classes: the plots are of FER+ models (8 classes) on "
+                                 "the FER+ test faces")
     else:
         wanted = ["ferplus_rf48_kd", "ferplus_ran_cpu", "ferplus_ranmesh_cpu", "ferplus_lmt_cpu",
                   "ferplus_vit_cpu", "ferplus_aeconv_semi", "ferplus_aedense_semi"]

@@ -176,7 +176,7 @@ def _expand_one(p: Path, origin: str | None, add: _Add, recursive: bool, include
             more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
             one = len(skipped) == 1
             warnings.warn(f"{p}: skipped {len(skipped)} file{'' if one else 's'} that {'is' if one else 'are'} not "
-                          f"{'an image or video' if one else 'images or videos'} by name: {names}{more}", stacklevel=3)
+                          f"{'an image or video' if one else 'images or videos'}: {names}{more}", stacklevel=3)
         if not found:
             add(Source(p, None, EMPTY_FOLDER, origin))
     elif is_file:

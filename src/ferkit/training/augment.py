@@ -61,6 +61,12 @@ class CloseCropped(nn.Module):
         x = close_crop(x, self.crop)
         return self.model(x) if boxes is None else self.model(x, crop_boxes(boxes, self.crop, size))
 
+    def features(self, x: torch.Tensor, boxes: torch.Tensor | None = None) -> torch.Tensor:
+        """The wrapped model's embedding of the close crop (what it saw in training)."""
+        size = int(x.shape[-1])
+        return self.model.features(close_crop(x, self.crop), None if boxes is None else crop_boxes(boxes, self.crop,
+                                                                                                    size))
+
     def __getattr__(self, name: str) -> Any:
         try:
             return super().__getattr__(name)

@@ -289,7 +289,11 @@ def _subdirs(folder: Path) -> list[Path]:
 
 def _warn_untrained_classes(fs: FaceSet, split: str) -> FaceSet:
     """A class of the training split without a single image (it is only in another split) gets a warning."""
-    if _split_name(split) == "train":
+    try:
+        is_train = _split_name(split) == "train"
+    except DatasetError:  # a folder split of another name (holdout, fold1): not a training split
+        is_train = False
+    if is_train:
         empty = [c for c, n in zip(fs.classes, fs.class_counts()) if n == 0]
         if empty:
             import warnings
@@ -345,6 +349,22 @@ def load_path_csv(path: str | Path, classes: tuple[str, ...] | None = None, size
     return _warn_untrained_classes(fs, want) if has_split else fs
 
 
+def _first_line(path: Path) -> str:
+    with open(path, "rb") as f:
+        return f.readline().decode("utf-8", "replace")
+
+
+def normalise_labels(data: str, labels: str | None) -> str | None:
+    """The label set a (data, labels) pair means, spelled one way: ``None`` for the named datasets and for
+    sources with their own labels, ``ferplus`` / ``fer2013`` for a folder of the ``.npz`` files."""
+    if data in ("ferplus", "fer2013"):
+        return None
+    p = Path(data)
+    if p.is_dir() and all((p / NPZ_FILES[s]).is_file() for s in NPZ_FILES):
+        return labels or "ferplus"
+    return None
+
+
 def load_dataset(data: str, split: str, labels: str | None = None, data_dir: str | Path | None = None,
                  classes: tuple[str, ...] | None = None) -> FaceSet:
     """One entry point: ``ferplus`` / ``fer2013`` (the ``.npz`` files), a Kaggle CSV, a path CSV or a folder.
@@ -362,15 +382,14 @@ def load_dataset(data: str, split: str, labels: str | None = None, data_dir: str
     p = Path(data)
     if p.is_dir() and all((p / NPZ_FILES[s]).is_file() for s in NPZ_FILES):
         return load_npz(split, labels or "ferplus", p)
-    if labels is not None and (p.is_dir() or p.is_file()):
+    kaggle = p.suffix.lower() == ".csv" and p.is_file() and "pixels" in _first_line(p)
+    if labels is not None and (p.is_dir() or p.is_file()) and not (kaggle and labels == "fer2013"):
         raise DatasetError(f"labels {labels!r} applies to the FER2013 .npz files only; {data} carries its own "
                            "labels (leave labels out)")
     if p.is_dir():
         return load_image_folder(p, split, classes)
     if p.suffix.lower() == ".csv" and p.is_file():
-        with open(p, "rb") as f:
-            header = f.readline().decode("utf-8", "replace")
-        if "pixels" in header:
+        if kaggle:
             return load_kaggle_csv(p, split)
         return load_path_csv(p, classes, split=split)
     raise DatasetError(

@@ -441,7 +441,7 @@ def export_runs(
     ``progress``: called with a line per stage (the CLI prints them).
     """
     say = progress or (lambda _msg: None)
-    from .data import load_dataset
+    from .data import load_dataset, normalise_labels
 
     out_dir = Path(out_dir)
     if isinstance(members, (str, Path)):
@@ -463,7 +463,8 @@ def export_runs(
     labels = None
     if data is None:  # the members' own dataset (and label set, for a folder of the .npz files)
         cfgs = [json.loads((Path(run) / "config.json").read_text()) for run, _ in members]
-        used = {(c.get("data", "ferplus"), c.get("labels")) for c in cfgs}
+        used = {(c.get("data", "ferplus"), normalise_labels(str(c.get("data", "ferplus")), c.get("labels")))
+                for c in cfgs}
         if len(used) != 1:
             names = sorted(d if lab is None else f"{d} (labels {lab})" for d, lab in used)
             raise DatasetError(f"the runs were trained on different datasets ({', '.join(names)}): "

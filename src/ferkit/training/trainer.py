@@ -30,7 +30,7 @@ from ..evaluation.metrics import classification_report, fit_temperature, softmax
 from ..models import check_model_arguments, create_model, model_arguments
 from ..models.regions import mesh_region_boxes
 from .augment import AugmentConfig, CloseCropped, augment, close_crop, crop_boxes
-from .data import FaceSet, load_dataset
+from .data import FaceSet, load_dataset, normalise_labels
 from .options import CHANNELS, CHOICES, LABEL_SETS
 from .schemes import class_weights, scheme_loss
 
@@ -624,6 +624,9 @@ class Trainer:
             return ""
         now = _flat_augment(json.loads(json.dumps(asdict(self.cfg))))
         saved = _flat_augment(saved)
+        if "labels" in saved:  # (None and the label set it stands for are one setting)
+            saved["labels"] = normalise_labels(str(saved.get("data", self.cfg.data)), saved["labels"])
+            now["labels"] = normalise_labels(self.cfg.data, now["labels"])
         diff = {k: (saved.get(k), v) for k, v in now.items()
                 if k in saved and saved.get(k) != v and not _same_path(k, saved.get(k), v)}
         fixed = RESUME_FIXED | {f"augment.{k}" for k in RESUME_FIXED_AUGMENT}
@@ -945,6 +948,9 @@ def _check_kfold_resume(cfg: TrainConfig, run_dir: Path) -> None:
                 beyond = [n for n in trained if n[4:].isdigit() and int(n[4:]) >= cfg.folds]
                 if beyond:
                     saved["folds"] = f"more than {cfg.folds} ({', '.join(sorted(set(beyond)))} trained)"
+        if "folds" not in saved or "seed" not in saved:  # an interrupted run from before kfold.json
+            raise ConfigError(f"{run_dir} holds fold checkpoints of an interrupted k-fold run whose split this "
+                              "version cannot tell (no kfold.json or cv.json): train into a new -o folder")
         diff = {k: (saved[k], v) for k, v in now.items() if k in saved and saved[k] != v}
         if diff:
             what = "; ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in diff.items())
@@ -960,7 +966,9 @@ def _same_data(cfg: TrainConfig, spec: str) -> bool:
         saved = json.loads((Path(spec.partition(":")[0]) / "config.json").read_text())
     except (OSError, ValueError):
         return False
-    return (saved.get("data"), saved.get("data_dir"), saved.get("labels")) == (cfg.data, cfg.data_dir, cfg.labels)
+    data = saved.get("data", "ferplus")
+    return ((data, saved.get("data_dir"), normalise_labels(str(data), saved.get("labels")))
+            == (cfg.data, cfg.data_dir, normalise_labels(cfg.data, cfg.labels)))
 
 
 def _nan_stat(values: list[float | None], need: int) -> float | None:
