@@ -384,3 +384,18 @@ def test_an_interrupt_inside_the_log_append_keeps_the_record(tmp_path, monkeypat
         arch.write_status_table(records)
     assert list(records) == ["a.jpg"]
     assert list(Archive(tmp_path / "job", create=False).records()) == ["a.jpg"]
+
+
+def test_a_results_folder_inside_the_inputs_is_not_walked(samples, tmp_path):
+    """`ferkit batch photos/ -o photos/results`: the job's own files are neither inputs nor 'skipped files'."""
+    import warnings
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copyfile(samples / "single_face.jpg", photos / "a.jpg")
+    run_batch([photos], photos / "results", workers=1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        summary = run_batch([photos], photos / "results", workers=1)
+    assert summary.ok == 1 and summary.analysed == 0  # done last time; nothing of results/ counted
+    assert not [w for w in caught if "skipped" in str(w.message)], [str(w.message) for w in caught]

@@ -218,7 +218,7 @@ def run_batch(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[s
     digest = options_digest({**options, "model_sha256": model_id})  # new weights in the same file redo the inputs
     t0 = time.perf_counter()
     summary = BatchSummary()
-    sources = expand_sources(list(inputs), recursive=recursive)
+    sources = expand_sources(list(inputs), recursive=recursive, exclude=[out])  # (its own results folder)
     if all(s.error is not None for s in sources) and not Path(out).exists():
         from ferkit.io.sources import describe_problems
 

@@ -70,7 +70,8 @@ class Source:
 
 
 def expand_sources(inputs: Iterable[str | os.PathLike[str]] | str | os.PathLike[str], recursive: bool = True, *,
-                   errors: list[Source] | None = None, include_hidden: bool = False) -> list[Source]:
+                   errors: list[Source] | None = None, include_hidden: bool = False,
+                   exclude: Iterable[str | os.PathLike[str]] = ()) -> list[Source]:
     """Expand files, folders and list files into :class:`Source` items, in input order.
 
     Args:
@@ -80,11 +81,13 @@ def expand_sources(inputs: Iterable[str | os.PathLike[str]] | str | os.PathLike[
         errors: if a list is given, problems are appended to it and the result holds only usable
             items; otherwise problems stay in the result as items with ``error`` set.
         include_hidden: also take hidden files and folders (names starting with ".").
+        exclude: folders never entered when walking a folder input (e.g. a job's own results folder).
     """
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
     out: list[Source] = []
     seen: set[str] = set()
+    skip_dirs = {os.path.realpath(d) for d in exclude}
 
     def add(src: Source) -> None:
         if src.ok:
@@ -100,13 +103,13 @@ def expand_sources(inputs: Iterable[str | os.PathLike[str]] | str | os.PathLike[
             out.append(Source(Path(text), None, EMPTY_PATH, None))
             continue
         if text.startswith("@") and not Path(text).exists():
-            _expand_list(Path(text[1:]), text, add, recursive, include_hidden)
+            _expand_list(Path(text[1:]), text, add, recursive, include_hidden, skip_dirs)
             continue
         p = Path(text)
         if p.suffix.lower() in LIST_EXTENSIONS and p.is_file():
-            _expand_list(p, text, add, recursive, include_hidden)
+            _expand_list(p, text, add, recursive, include_hidden, skip_dirs)
             continue
-        _expand_one(p, None, add, recursive, include_hidden)
+        _expand_one(p, None, add, recursive, include_hidden, skip_dirs)
 
     if errors is not None:
         errors.extend(s for s in out if not s.ok)
@@ -149,7 +152,8 @@ def _key(p: Path) -> str:
 _Add = Callable[[Source], None]
 
 
-def _expand_one(p: Path, origin: str | None, add: _Add, recursive: bool, include_hidden: bool) -> None:
+def _expand_one(p: Path, origin: str | None, add: _Add, recursive: bool, include_hidden: bool,
+                skip_dirs: frozenset[str] | set[str] = frozenset()) -> None:
     try:
         is_dir, is_file = p.is_dir(), p.is_file()
     except OSError:
@@ -159,7 +163,7 @@ def _expand_one(p: Path, origin: str | None, add: _Add, recursive: bool, include
         found = False
         skipped: list[Path] = []
         try:
-            for f in _walk(p, recursive, include_hidden, set(), skipped):
+            for f in _walk(p, recursive, include_hidden, set(skip_dirs), skipped):
                 kind = media_kind(f, sniff=not f.suffix)  # (no extension at all: look at the content)
                 if kind is not None:
                     found = True
@@ -186,7 +190,8 @@ def _expand_one(p: Path, origin: str | None, add: _Add, recursive: bool, include
         add(Source(p, None, NOT_FOUND, origin))
 
 
-def _expand_list(list_path: Path, origin: str, add: _Add, recursive: bool, include_hidden: bool) -> None:
+def _expand_list(list_path: Path, origin: str, add: _Add, recursive: bool, include_hidden: bool,
+                 skip_dirs: frozenset[str] | set[str] = frozenset()) -> None:
     try:
         text = list_path.read_text(encoding="utf-8-sig", errors="replace")
     except FileNotFoundError:
@@ -204,7 +209,7 @@ def _expand_list(list_path: Path, origin: str, add: _Add, recursive: bool, inclu
         if not p.is_absolute():
             in_base = base / p
             p = in_base if in_base.exists() or not p.exists() else p
-        _expand_one(p, origin, add, recursive, include_hidden)
+        _expand_one(p, origin, add, recursive, include_hidden, skip_dirs)
 
 
 def _walk(root: Path, recursive: bool, include_hidden: bool, visited: set[str],
