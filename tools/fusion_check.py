@@ -20,6 +20,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from ferkit.evaluation.metrics import softmax  # noqa: E402
 from ferkit.inference import resolve_model  # noqa: E402
 from ferkit.training.data import load_npz  # noqa: E402
 
@@ -44,11 +45,6 @@ def member_outputs(name: str = "default") -> tuple[np.ndarray, np.ndarray, np.nd
     fused = np.concatenate([r[0] for r in runs])
     members = np.stack([np.concatenate([r[k] for r in runs]) for k in range(1, len(heads) + 1)])
     return fused, members, ds.labels
-
-
-def _log_softmax(a: np.ndarray) -> np.ndarray:
-    a = a - a.max(-1, keepdims=True)
-    return a - np.log(np.exp(a).sum(-1, keepdims=True))
 
 
 def _tune_bias(s: np.ndarray, y: np.ndarray, rounds: int = 3) -> np.ndarray:
@@ -78,8 +74,9 @@ def main() -> None:
     fused, members, y = fused[ok], members[:, ok], y[ok]
     print(f"{len(y)} scored validation faces; shipped {(fused.argmax(1) == y).mean():.4f}; members "
           + ", ".join(f"{(m.argmax(1) == y).mean():.4f}" for m in members))
-    mean_lp = _log_softmax(members).mean(0)
-    feats = np.concatenate([_log_softmax(m) for m in members], 1)
+    log_p = [np.log(softmax(m)) for m in members]
+    mean_lp = np.mean(log_p, 0)
+    feats = np.concatenate(log_p, 1)
     rng = np.random.default_rng(0)
     gains: dict[str, list[float]] = {"mean log-prob": [], "class biases": [], "LR stacking": []}
     for _ in range(args.splits):

@@ -113,8 +113,7 @@ class SourceStatus:
             at = f"{self.stopped_at_s:.1f} s" if self.stopped_at_s is not None else "the start"
             of = f" of {self.duration_s:.1f} s" if self.duration_s else ""
             return f"{self.source}: {what}; stopped at {at}{of}: {self.reason}"
-        lost = (f"; {self.frames_lost} damaged frame{'s' if self.frames_lost != 1 else ''} could not be decoded "
-                "(skipped)") if self.frames_lost else ""
+        lost = f"; {damaged_frames(self.frames_lost)}" if self.frames_lost else ""
         return (f"{self.source}: {what}" if self.faces else f"{self.source}: no face") + lost
 
 
@@ -454,6 +453,11 @@ def table_columns(t: FaceTable, classes: Sequence[str], smat: np.ndarray,
     if landmarks:
         cols["landmarks"] = _landmark_lists(t.landmarks) if t.landmarks is not None else [None] * n
     return cols
+
+
+def damaged_frames(n: int) -> str:
+    """``"N damaged frames could not be decoded (skipped)"``: the one wording of a video's lost frames."""
+    return f"{n} damaged frame{'s' if n != 1 else ''} could not be decoded (skipped)"
 
 
 def printable(name: str) -> str:

@@ -412,7 +412,9 @@ def _record(arch: Archive, t: _Todo, res: FileResult) -> StatusRecord:
     st = res.status
     reason = st.reason
     if reason is None and st.frames_lost:
-        reason = f"{st.frames_lost} damaged frames could not be decoded (skipped)"
+        from ferkit.results import damaged_frames
+
+        reason = damaged_frames(st.frames_lost)
     rec = StatusRecord(t.source, st.kind, st.status, reason, st.frames, st.faces, 0, round(res.seconds, 4),
                        t.size, t.mtime_ns, t.sha256, t.key, None, res.worker, time.time(),
                        frames_lost=st.frames_lost)

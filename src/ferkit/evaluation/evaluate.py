@@ -55,21 +55,20 @@ def score_logits(z: np.ndarray, ds: FaceSet, model_classes: tuple[str, ...], tem
                  data: str, split: str, flip: bool = False, all_classes: bool = False) -> dict[str, Any]:
     """The report of :func:`evaluate_model` from outputs ``z`` already computed on ``ds`` (one pass, many reports)."""
     cols = _aligned_classes(model_classes, ds.classes)
+    probs = softmax(z, temperature)
     if all_classes:  # labels as model class indices; the model's own probabilities, nothing left out
-        labels = np.where(ds.labels >= 0, np.asarray(cols)[np.maximum(ds.labels, 0)], -1)
-        rep = classification_report(labels, softmax(z, temperature), model_classes)
-        rep.update({"data": data, "split": split, "source": ds.source, "excluded_on_load": ds.excluded,
-                    "flip_tta": flip, "temperature": temperature, "all_classes": True})
-        rep["all_rows"] = ds.all_rows
-        return rep
-    probs = softmax(z, temperature)[:, cols]
-    probs /= probs.sum(1, keepdims=True)
-    rep = classification_report(ds.labels, probs, ds.classes)
+        rep = classification_report(np.where(ds.labels >= 0, np.asarray(cols)[np.maximum(ds.labels, 0)], -1), probs,
+                                    model_classes)
+    else:
+        probs = probs[:, cols]
+        rep = classification_report(ds.labels, probs / probs.sum(1, keepdims=True), ds.classes)
     rep.update({"data": data, "split": split, "source": ds.source, "excluded_on_load": ds.excluded,
                 "flip_tta": flip, "temperature": temperature})
     rep["all_rows"] = ds.all_rows  # True: a list without splits, the split asked for does not apply
     unused = [c for c in model_classes if c not in ds.classes]
-    if unused:  # say so: these figures are not those of the model's own task
+    if all_classes:
+        rep["all_classes"] = True
+    elif unused:  # say so: these figures are not those of the model's own task
         rep["model_classes_left_out"] = unused
     return rep
 

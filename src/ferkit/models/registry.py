@@ -6,7 +6,7 @@ import fnmatch
 from collections.abc import Callable
 from typing import Any
 
-from ferkit.errors import FerkitError, UnknownModelError
+from ferkit.errors import ConfigError, FerkitError, UnknownModelError
 
 _MODELS: dict[str, Callable[..., Any]] = {}
 
@@ -40,8 +40,6 @@ def create_model(name: str, **kwargs: Any) -> Any:
     except (TypeError, ValueError, RuntimeError) as exc:
         if not kwargs:
             raise  # (no argument to blame: a bug in the factory)
-        from ..errors import ConfigError
-
         given = ", ".join(f"{k}={v!r}" for k, v in sorted(kwargs.items()))
         raise ConfigError(f"{name} cannot be built with the arguments {given}: {exc}") from exc
 
@@ -51,8 +49,6 @@ def check_model_arguments(name: str, kwargs: dict[str, Any], hide: frozenset[str
     default model), naming those it takes except ``hide``."""
     unknown = set(kwargs) - model_arguments(name) - {"pretrained"}
     if unknown:
-        from ..errors import ConfigError
-
         raise ConfigError(f"{name} takes no argument {', '.join(sorted(unknown))}; it takes "
                           f"{', '.join(sorted(model_arguments(name) - hide))}")
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from ..errors import DatasetError
 from ..labels import FER2013_CLASSES, FERPLUS_CLASSES, votes_to_classes
+from .options import LABEL_SETS
 
 NPZ_FILES = {
     "train": "fer2013_train.npz",
@@ -357,12 +358,11 @@ def _first_line(path: Path) -> str:
 def normalise_labels(data: str, labels: str | None) -> str | None:
     """The label set a (data, labels) pair means, spelled one way: ``None`` for the named datasets and for
     sources with their own labels, ``ferplus`` / ``fer2013`` for a folder of the ``.npz`` files."""
-    if data in ("ferplus", "fer2013"):
-        return None
-    p = Path(data)
-    if p.is_dir() and all((p / NPZ_FILES[s]).is_file() for s in NPZ_FILES):
-        return labels or "ferplus"
-    return None
+    return (labels or "ferplus") if data not in LABEL_SETS and _is_npz_folder(Path(data)) else None
+
+
+def _is_npz_folder(p: Path) -> bool:
+    return p.is_dir() and all((p / NPZ_FILES[s]).is_file() for s in NPZ_FILES)
 
 
 def load_dataset(data: str, split: str, labels: str | None = None, data_dir: str | Path | None = None,
@@ -372,15 +372,15 @@ def load_dataset(data: str, split: str, labels: str | None = None, data_dir: str
     ``labels`` (``ferplus`` or ``fer2013``) picks the label set of a folder of the FER2013 ``.npz`` files; with
     ``data="ferplus"`` / ``"fer2013"`` it may only repeat that name, and the other sources carry their own labels.
     """
-    if labels not in (None, "ferplus", "fer2013"):
+    if labels is not None and labels not in LABEL_SETS:
         raise DatasetError(f"unknown label set {labels!r}; use 'ferplus' or 'fer2013' (or leave it out)")
-    if data in ("ferplus", "fer2013"):
+    if data in LABEL_SETS:
         if labels not in (None, data):
             raise DatasetError(f"data {data!r} with labels {labels!r}: these name different label sets; "
                                f"use data {labels!r}")
         return load_npz(split, data, data_dir)
     p = Path(data)
-    if p.is_dir() and all((p / NPZ_FILES[s]).is_file() for s in NPZ_FILES):
+    if _is_npz_folder(p):
         return load_npz(split, labels or "ferplus", p)
     kaggle = p.suffix.lower() == ".csv" and p.is_file() and "pixels" in _first_line(p)
     if labels is not None and (p.is_dir() or p.is_file()) and not (kaggle and labels == "fer2013"):

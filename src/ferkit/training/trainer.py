@@ -928,8 +928,7 @@ def _check_kfold_resume(cfg: TrainConfig, run_dir: Path) -> None:
     be scored on faces they were trained on); record them in ``kfold.json`` for the next run."""
     record = run_dir / "kfold.json"
     now = {"folds": cfg.folds, "seed": cfg.seed}
-    trained = sorted(p.parent.name for p in run_dir.glob("fold*/*.pt"))
-    if trained:
+    if any(run_dir.glob("fold*/*.pt")):
         try:
             saved = json.loads(record.read_text())
         except (OSError, ValueError):  # (a run from before kfold.json: what its folds show)
@@ -945,9 +944,7 @@ def _check_kfold_resume(cfg: TrainConfig, run_dir: Path) -> None:
             try:
                 saved["folds"] = json.loads((run_dir / "cv.json").read_text())["folds"]
             except (OSError, ValueError, KeyError, TypeError):
-                beyond = [n for n in trained if n[4:].isdigit() and int(n[4:]) >= cfg.folds]
-                if beyond:
-                    saved["folds"] = f"more than {cfg.folds} ({', '.join(sorted(set(beyond)))} trained)"
+                pass  # (interrupted before cv.json: refused below)
         if "folds" not in saved or "seed" not in saved:  # an interrupted run from before kfold.json
             raise ConfigError(f"{run_dir} holds fold checkpoints of an interrupted k-fold run whose split this "
                               "version cannot tell (no kfold.json or cv.json): train into a new -o folder")

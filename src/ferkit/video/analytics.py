@@ -210,14 +210,14 @@ class VideoAnalytics:
                          sentiment_map=st.sentiment_map, min_quality=st.min_quality, method=st.verdict,
                          peak_fraction=st.peak_fraction, neutral_weight=st.neutral_weight)
         if by == "video" and len(out):
-            known = {printable(s.source): s.status for s in self.statuses}
-            out["status"] = [known[src] if known.get(src) in ("partial", "failed") else stt
-                             for src, stt in zip(out["source"], out["status"])]
+            known = {printable(s.source): s for s in self.statuses}
+            out["status"] = [known[src].status if src in known and known[src].status in ("partial", "failed")
+                             else stt for src, stt in zip(out["source"], out["status"])]
             rows = self.tracks()
             n_tracks = rows.groupby("source")["face_id"].nunique().to_dict() if len(rows) else {}
             out.insert(2, "tracks", [int(n_tracks.get(src, 0)) for src in out["source"]])
-            lost = {printable(s.source): int(getattr(s, "frames_lost", 0) or 0) for s in self.statuses}
-            out.insert(3, "frames_lost", [lost.get(src, 0) for src in out["source"]])  # damaged, skipped
+            out.insert(3, "frames_lost", [int(getattr(known.get(src), "frames_lost", 0) or 0)  # damaged, skipped
+                                          for src in out["source"]])
         elif by == "video":  # nothing to summarise: the same columns, in the same order, as with rows
             head = ["source", "status", "tracks", "frames_lost", "rows", "flagged"]
             out = out.reindex(columns=head + [c for c in out.columns if c not in head])

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from ferkit.errors import OutputError
+from ferkit.results import damaged_frames
 
 from .plots import (
     distribution_figure,
@@ -167,7 +168,7 @@ def _video_page(va: Any, source: str, thumbnails: bool, title: str | None, back:
     extra = f", {flagged} left out (low quality)" if flagged else ""
     extra += f", status {_esc(status)}" if status != "ok" else ""
     lost = int(vrow.get("frames_lost", 0) or 0)
-    extra += f", {lost} damaged frames could not be decoded (skipped)" if lost else ""
+    extra += f", {damaged_frames(lost)}" if lost else ""
     parts.append(f"<p class='verdict'>Verdict: <b>{_esc(vrow['verdict'])}</b> &nbsp; sentiment "
                  f"{_sent_tag(vrow['sentiment'])} (score {vrow['sentiment_score']:+.2f}) &nbsp; "
                  f"<span class='sub'>{n_tracks} face{'s' if n_tracks != 1 else ''}, {int(vrow['rows'])} face-frames"
@@ -244,7 +245,7 @@ def _index_page(va: Any, pages: dict[str, str], title: str | None) -> str:
         link = f"<a href='{_esc(pages.get(r['source'], ''))}'>{_esc(Path(r['source']).name)}</a>"
         why = _reason(va, r["source"]) if r["status"] in ("failed", "partial") else None
         if not why and r.get("frames_lost"):
-            why = f"{int(r['frames_lost'])} damaged frames could not be decoded (skipped)"
+            why = damaged_frames(int(r["frames_lost"]))
         status = _esc(r["status"]) + (f"<br><span class='sub'>{_esc(why)}</span>" if why else "")
         parts.append(f"<tr><td class='l'>{link}</td><td class='l'>{status}</td><td>{r['tracks']}</td>"
                      f"<td>{int(r['rows'])}</td><td class='l'>{_fmt(r['verdict'])}</td>"
